@@ -1,0 +1,163 @@
+//! The run ledger: for every stage in a run directory, documents in = kept + Σ dropped
+//! per shard and in total, every shard of the split committed, and each stage's input
+//! equal to the previous stage's kept output.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::stage::{read_stats, ShardStats, DONE_DIR, STATS_DIR};
+
+/// Document-carrying stages in DAG order; each reads what the one before it kept.
+pub const STAGE_ORDER: &[&str] = &["ingest", "filter", "dedup", "quality", "remix"];
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageLedger {
+    pub stage: String,
+    pub of: usize,
+    pub shards_committed: usize,
+    pub docs_in: u64,
+    pub kept: u64,
+    pub dropped: BTreeMap<String, u64>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ledger {
+    pub stages: Vec<StageLedger>,
+    pub problems: Vec<String>,
+}
+
+impl Ledger {
+    pub fn balanced(&self) -> bool {
+        self.problems.is_empty() && self.stages.iter().all(|s| s.problems.is_empty())
+    }
+
+    /// The ledger as a plain-text table: one line per stage and per drop reason.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "{:<10} {:>7} {:>12} {:>12} {:>12}  status",
+            "stage", "shards", "in", "kept", "dropped"
+        );
+        for s in &self.stages {
+            let dropped: u64 = s.dropped.values().sum();
+            let status = if s.problems.is_empty() {
+                "balanced"
+            } else {
+                "NOT BALANCED"
+            };
+            let _ = writeln!(
+                t,
+                "{:<10} {:>3}/{:<3} {:>12} {:>12} {:>12}  {status}",
+                s.stage, s.shards_committed, s.of, s.docs_in, s.kept, dropped
+            );
+            for (reason, n) in &s.dropped {
+                let _ = writeln!(t, "{:<10}   {:<36} {:>12}", "", reason, n);
+            }
+            for p in &s.problems {
+                let _ = writeln!(t, "  ! {p}");
+            }
+        }
+        for p in &self.problems {
+            let _ = writeln!(t, "! {p}");
+        }
+        t
+    }
+}
+
+fn stage_ledger(stage: &str, dir: &Path) -> Result<StageLedger> {
+    let mut l = StageLedger {
+        stage: stage.to_owned(),
+        ..Default::default()
+    };
+    let stats_dir = dir.join(STATS_DIR);
+    let mut shards: Vec<ShardStats> = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&stats_dir)
+        .map_err(|e| PipelineError::io(&stats_dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    names.sort();
+    for p in names {
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Stats without a completion marker belong to a shard that did not finish.
+        if dir.join(DONE_DIR).join(&stem).exists() {
+            shards.push(read_stats(&p)?);
+        }
+    }
+    l.of = shards.first().map_or(0, |s| s.of);
+    l.shards_committed = shards.len();
+    for s in &shards {
+        if s.of != l.of {
+            l.problems.push(format!(
+                "shard {} is of a {}-way split, others of {}",
+                s.shard, s.of, l.of
+            ));
+        }
+        if !s.balanced() {
+            l.problems.push(format!(
+                "shard {}: {} in but {} kept + {} dropped",
+                s.shard,
+                s.docs_in,
+                s.kept,
+                s.dropped_total()
+            ));
+        }
+        l.docs_in += s.docs_in;
+        l.kept += s.kept;
+        for (r, n) in &s.dropped {
+            *l.dropped.entry(r.clone()).or_default() += n;
+        }
+    }
+    if l.shards_committed < l.of {
+        let done: Vec<usize> = shards.iter().map(|s| s.shard).collect();
+        let missing: Vec<String> = (0..l.of).filter(|i| !done.contains(i)).map(|i| i.to_string()).collect();
+        l.problems.push(format!("shards not committed: {}", missing.join(", ")));
+    }
+    if l.shards_committed == 0 {
+        l.problems.push("no committed shard".into());
+    }
+    Ok(l)
+}
+
+/// Reads every stage's committed stats under `run_dir` and checks the books.
+pub fn read_ledger(run_dir: &Path) -> Result<Ledger> {
+    if !run_dir.is_dir() {
+        return Err(PipelineError::Config(format!(
+            "{} is not a run directory (no such folder); pass the `dir` of a run",
+            run_dir.display()
+        )));
+    }
+    let mut ledger = Ledger::default();
+    for stage in STAGE_ORDER {
+        let dir = run_dir.join(stage);
+        if dir.join(STATS_DIR).is_dir() {
+            ledger.stages.push(stage_ledger(stage, &dir)?);
+        }
+    }
+    if ledger.stages.is_empty() {
+        ledger
+            .problems
+            .push(format!("{} holds no stage output", run_dir.display()));
+    }
+    for pair in ledger.stages.windows(2) {
+        if pair[1].docs_in != pair[0].kept {
+            ledger.problems.push(format!(
+                "{} read {} documents but {} kept {}",
+                pair[1].stage, pair[1].docs_in, pair[0].stage, pair[0].kept
+            ));
+        }
+    }
+    Ok(ledger)
+}

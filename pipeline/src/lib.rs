@@ -1,0 +1,18 @@
+//! loam's pipeline: the stage contract, the canonical document schema, and the stages
+//! that move documents from raw crawl files to the final corpus.
+//!
+//! 1. [`stage`] — the [`Stage`](stage::Stage) trait and the runner that commits a shard
+//!    atomically (Parquet output, dropped side output, stats, completion marker).
+//! 2. [`schema`] — the Arrow schema every stage reads and writes.
+//! 3. [`ingest`] — WARC/WET/JSONL/Parquet in, canonical documents out.
+//! 4. [`ledger`] — checks that every document entering a stage left it kept or dropped.
+//!
+//! The crate knows nothing of the CLI: the `loam` binary builds stages from its config.
+pub mod error;
+pub mod fields;
+pub mod ingest;
+pub mod ledger;
+pub mod schema;
+pub mod stage;
+
+pub use error::{PipelineError, Result};

@@ -1,0 +1,530 @@
+//! The stage contract: a [`Stage`] turns shard *i of n* of its input into one Parquet file
+//! of kept documents, one of dropped documents (with reasons) and a stats record, and the
+//! runner here commits them so that a killed step, rerun, ends exactly as an uninterrupted
+//! one: each file is written under a temporary name, fsynced and renamed; the stats record
+//! follows; the completion marker is written last. A shard with a marker is done: rerunning
+//! it is a no-op unless forced; a shard without one is redone from scratch.
+//!
+//! Layout of a stage folder (stage name = subcommand = folder):
+//!
+//! ```text
+//! <run>/<stage>/part-00003-of-00016.parquet           kept documents
+//! <run>/<stage>/_dropped/part-00003-of-00016.parquet  dropped documents + reason
+//! <run>/<stage>/_stats/part-00003-of-00016.json       ShardStats
+//! <run>/<stage>/_done/part-00003-of-00016             completion marker (config fingerprint)
+//! ```
+//!
+//! Side outputs live in `_`-prefixed folders, which pyarrow, Spark and Hive skip, so
+//! reading `<run>/<stage>` as a dataset yields exactly the kept documents.
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+use crate::schema::{documents_schema, dropped_schema, DocBatchBuilder, Document};
+
+/// Side-output folders of a stage folder.
+pub const DROPPED_DIR: &str = "_dropped";
+pub const STATS_DIR: &str = "_stats";
+pub const DONE_DIR: &str = "_done";
+
+/// Shard `index` of `of`, both validated (`index < of`, `of >= 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardId {
+    index: usize,
+    of: usize,
+}
+
+impl ShardId {
+    pub fn new(index: usize, of: usize) -> Result<Self> {
+        if of == 0 || index >= of {
+            return Err(PipelineError::Config(format!(
+                "shard {index} of {of} does not exist: --shard must be in 0..{of} and --of at least 1"
+            )));
+        }
+        Ok(Self { index, of })
+    }
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    pub fn of(&self) -> usize {
+        self.of
+    }
+    /// File stem shared by all of this shard's outputs.
+    pub fn stem(&self) -> String {
+        format!("part-{:05}-of-{:05}", self.index, self.of)
+    }
+}
+
+/// A pipeline step. Implementations read their share of the input and report every
+/// document they see through the [`ShardWriter`]: `record_in`, then `keep` or `drop_*`.
+pub trait Stage: Sync {
+    /// Stage name: also its subcommand and its folder in the run directory.
+    fn name(&self) -> &'static str;
+    /// Processes one shard. Errors abort the shard without committing anything.
+    fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()>;
+}
+
+/// What a shard did, as written to `stats/<stem>.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShardStats {
+    pub stage: String,
+    pub shard: usize,
+    pub of: usize,
+    /// Configuration fingerprint the shard was made with.
+    pub fingerprint: String,
+    pub docs_in: u64,
+    pub kept: u64,
+    /// Dropped documents (or records) per named reason.
+    pub dropped: BTreeMap<String, u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub seconds: f64,
+    /// Stage-specific tallies that are not ledger entries (e.g. `lossy_utf8`).
+    pub counters: BTreeMap<String, u64>,
+    /// First warnings raised (bad records, skipped files), for the report.
+    pub warnings: Vec<String>,
+}
+
+impl ShardStats {
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+    /// `docs_in == kept + Σ dropped`.
+    pub fn balanced(&self) -> bool {
+        self.docs_in == self.kept + self.dropped_total()
+    }
+}
+
+const MAX_WARNINGS: usize = 100;
+/// A batch is handed to the Parquet writer at this many rows or payload bytes.
+const BATCH_ROWS: usize = 1024;
+const BATCH_BYTES: usize = 32 << 20;
+
+/// Rows per batch; `LOAM_BATCH_ROWS` lowers it so crash tests on small inputs can stop a
+/// shard between two batches. Batch size changes Parquet page layout, never content.
+fn batch_rows() -> usize {
+    std::env::var("LOAM_BATCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(BATCH_ROWS)
+}
+/// A row group is closed early past this many buffered bytes, to bound memory.
+const ROW_GROUP_BYTES: usize = 128 << 20;
+
+/// Writes a Parquet file under a temporary name; [`commit`](Self::commit) makes it durable
+/// and moves it into place.
+struct ParquetSink {
+    tmp: PathBuf,
+    dest: PathBuf,
+    writer: ArrowWriter<BufWriter<File>>,
+    buf: DocBatchBuilder,
+    batch_rows: usize,
+}
+
+impl ParquetSink {
+    fn create(dest: PathBuf, with_reason: bool) -> Result<Self> {
+        let tmp = tmp_path(&dest);
+        let file = File::create(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
+                PipelineError::Parquet {
+                    path: dest.clone(),
+                    source: e,
+                }
+            })?))
+            .set_max_row_group_row_count(Some(64 * 1024))
+            .build();
+        let schema = if with_reason {
+            dropped_schema()
+        } else {
+            documents_schema()
+        };
+        let writer =
+            ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props)).map_err(|e| {
+                PipelineError::Parquet {
+                    path: tmp.clone(),
+                    source: e,
+                }
+            })?;
+        Ok(Self {
+            tmp,
+            dest,
+            writer,
+            buf: DocBatchBuilder::new(with_reason),
+            batch_rows: batch_rows(),
+        })
+    }
+
+    fn maybe_flush(&mut self) -> Result<bool> {
+        if self.buf.rows() >= self.batch_rows || self.buf.bytes() >= BATCH_BYTES {
+            self.flush_batch()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn flush_batch(&mut self) -> Result<()> {
+        if self.buf.rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.buf.finish()?;
+        let perr = |e| PipelineError::Parquet {
+            path: self.tmp.clone(),
+            source: e,
+        };
+        self.writer.write(&batch).map_err(perr)?;
+        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            self.writer.flush().map_err(|e| PipelineError::Parquet {
+                path: self.tmp.clone(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the file, fsyncs it and renames it into place; returns its size.
+    fn commit(mut self) -> Result<u64> {
+        self.flush_batch()?;
+        let tmp = self.tmp.clone();
+        let bufw = self.writer.into_inner().map_err(|e| PipelineError::Parquet {
+            path: tmp.clone(),
+            source: e,
+        })?;
+        let file = bufw.into_inner().map_err(|e| PipelineError::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| PipelineError::io(&tmp, e))?;
+        let len = file.metadata().map_err(|e| PipelineError::io(&tmp, e))?.len();
+        drop(file);
+        fs::rename(&tmp, &self.dest).map_err(|e| PipelineError::io(&self.dest, e))?;
+        Ok(len)
+    }
+}
+
+/// The sink a stage writes one shard through; it also keeps the shard's ledger.
+pub struct ShardWriter {
+    kept: ParquetSink,
+    dropped: ParquetSink,
+    stats: ShardStats,
+    shard: ShardId,
+}
+
+impl ShardWriter {
+    /// Counts one document (or record) entering the stage.
+    pub fn record_in(&mut self, bytes: u64) {
+        self.stats.docs_in += 1;
+        self.stats.bytes_in += bytes;
+    }
+
+    pub fn keep(&mut self, doc: &Document) -> Result<()> {
+        self.stats.kept += 1;
+        self.kept.buf.push(doc);
+        if self.kept.maybe_flush()? {
+            failpoint("mid_output", self.shard);
+        }
+        Ok(())
+    }
+
+    /// Drops a document with a named reason; it goes to the dropped side output.
+    pub fn drop_doc(&mut self, doc: &Document, reason: &str, detail: Option<&str>) -> Result<()> {
+        *self.stats.dropped.entry(reason.to_owned()).or_default() += 1;
+        self.dropped.buf.push_dropped(doc, reason, detail);
+        self.dropped.maybe_flush()?;
+        Ok(())
+    }
+
+    /// Drops a record that is not a document (e.g. a WARC `request`): counted, not written.
+    pub fn drop_record(&mut self, reason: &str) {
+        *self.stats.dropped.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// Adds to a stage-specific counter.
+    pub fn count(&mut self, counter: &str, n: u64) {
+        *self.stats.counters.entry(counter.to_owned()).or_default() += n;
+    }
+
+    /// Records a warning in the stats (the first [`MAX_WARNINGS`]) and on stderr.
+    pub fn warn(&mut self, msg: String) {
+        eprintln!("warning: {msg}");
+        self.count("warnings", 1);
+        if self.stats.warnings.len() < MAX_WARNINGS {
+            self.stats.warnings.push(msg);
+        }
+    }
+}
+
+/// How a shard run ended.
+#[derive(Debug, Clone)]
+pub enum ShardOutcome {
+    /// Processed and committed now.
+    Done(ShardStats),
+    /// Found committed by an earlier run with the same configuration; nothing was redone.
+    AlreadyDone(ShardStats),
+}
+
+impl ShardOutcome {
+    pub fn stats(&self) -> &ShardStats {
+        match self {
+            Self::Done(s) | Self::AlreadyDone(s) => s,
+        }
+    }
+}
+
+/// Paths of one shard's outputs inside a stage folder.
+#[derive(Debug, Clone)]
+pub struct ShardPaths {
+    pub kept: PathBuf,
+    pub dropped: PathBuf,
+    pub stats: PathBuf,
+    pub marker: PathBuf,
+}
+
+impl ShardPaths {
+    pub fn new(stage_dir: &Path, shard: ShardId) -> Self {
+        let stem = shard.stem();
+        Self {
+            kept: stage_dir.join(format!("{stem}.parquet")),
+            dropped: stage_dir.join(DROPPED_DIR).join(format!("{stem}.parquet")),
+            stats: stage_dir.join(STATS_DIR).join(format!("{stem}.json")),
+            marker: stage_dir.join(DONE_DIR).join(stem),
+        }
+    }
+}
+
+fn tmp_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` to `dest` atomically: temp file, fsync, rename, fsync of the folder.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(dest);
+    let mut f = File::create(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| PipelineError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| PipelineError::io(&tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, dest).map_err(|e| PipelineError::io(dest, e))?;
+    sync_dir(dest)
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| PipelineError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Reads a shard's committed stats record.
+pub fn read_stats(path: &Path) -> Result<ShardStats> {
+    let bytes = fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| PipelineError::BadStats {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// Refuses to mix shards of different splits in one stage folder.
+fn check_split(stage_dir: &Path, shard: ShardId) -> Result<()> {
+    let Ok(entries) = fs::read_dir(stage_dir.join(DONE_DIR)) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(of) = name.rsplit("-of-").next().and_then(|s| s.parse::<usize>().ok()) {
+            if of != shard.of() {
+                return Err(PipelineError::SplitChanged {
+                    dir: stage_dir.to_owned(),
+                    found: of,
+                    asked: shard.of(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `stage` on `shard` and commits its outputs under `stage_dir`.
+///
+/// `fingerprint` identifies the configuration (inputs and settings); a committed shard
+/// with another fingerprint is an error unless `force`, so a changed config never
+/// silently mixes with old outputs.
+pub fn run_shard(
+    stage: &dyn Stage,
+    stage_dir: &Path,
+    shard: ShardId,
+    fingerprint: &str,
+    force: bool,
+) -> Result<ShardOutcome> {
+    let paths = ShardPaths::new(stage_dir, shard);
+    for dir in [
+        stage_dir,
+        &stage_dir.join(DROPPED_DIR),
+        &stage_dir.join(STATS_DIR),
+        &stage_dir.join(DONE_DIR),
+    ] {
+        fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+    }
+    check_split(stage_dir, shard)?;
+    if paths.marker.exists() && !force {
+        let found = fs::read_to_string(&paths.marker).map_err(|e| PipelineError::io(&paths.marker, e))?;
+        if found.trim() != fingerprint {
+            return Err(PipelineError::ConfigChanged {
+                dir: stage_dir.to_owned(),
+                shard: shard.stem(),
+                found: found.trim().to_owned(),
+                expected: fingerprint.to_owned(),
+            });
+        }
+        return Ok(ShardOutcome::AlreadyDone(read_stats(&paths.stats)?));
+    }
+    // Uncommitted (or forced): the marker goes first so that a crash from here on
+    // leaves the shard visibly unfinished.
+    if paths.marker.exists() {
+        fs::remove_file(&paths.marker).map_err(|e| PipelineError::io(&paths.marker, e))?;
+        sync_dir(&paths.marker)?;
+    }
+    let started = Instant::now();
+    let mut out = ShardWriter {
+        kept: ParquetSink::create(paths.kept.clone(), false)?,
+        dropped: ParquetSink::create(paths.dropped.clone(), true)?,
+        stats: ShardStats {
+            stage: stage.name().to_owned(),
+            shard: shard.index(),
+            of: shard.of(),
+            fingerprint: fingerprint.to_owned(),
+            ..Default::default()
+        },
+        shard,
+    };
+    stage.run_shard(shard, &mut out)?;
+    let ShardWriter {
+        kept,
+        dropped,
+        mut stats,
+        ..
+    } = out;
+    stats.bytes_out = kept.commit()?;
+    dropped.commit()?;
+    sync_dir(&paths.kept)?;
+    sync_dir(&paths.dropped)?;
+    failpoint("after_output", shard);
+    stats.seconds = started.elapsed().as_secs_f64();
+    let json = serde_json::to_vec_pretty(&stats).map_err(|e| PipelineError::BadStats {
+        path: paths.stats.clone(),
+        detail: e.to_string(),
+    })?;
+    write_atomic(&paths.stats, &json)?;
+    failpoint("after_stats", shard);
+    write_atomic(&paths.marker, fingerprint.as_bytes())?;
+    failpoint("after_marker", shard);
+    Ok(ShardOutcome::Done(stats))
+}
+
+/// Crash-test hook: when `LOAM_FAILPOINT` is `name` or `name@shard`, the process says so on
+/// stderr and stops here until it is killed, so a test can SIGKILL it at a known point.
+fn failpoint(name: &str, shard: ShardId) {
+    let Ok(want) = std::env::var("LOAM_FAILPOINT") else {
+        return;
+    };
+    let (point, at) = match want.split_once('@') {
+        Some((p, s)) => (p, s.parse::<usize>().ok()),
+        None => (want.as_str(), None),
+    };
+    if point == name && at.is_none_or(|s| s == shard.index()) {
+        eprintln!("failpoint {name}@{} reached", shard.index());
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Numbers(u64);
+    impl Stage for Numbers {
+        fn name(&self) -> &'static str {
+            "numbers"
+        }
+        fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()> {
+            for i in (0..self.0).filter(|i| *i as usize % shard.of() == shard.index()) {
+                out.record_in(1);
+                let doc = Document {
+                    id: format!("n/{i}"),
+                    text: format!("number {i}"),
+                    url: None,
+                    dump: "d".into(),
+                    date: None,
+                    domain: None,
+                    source_format: "jsonl",
+                };
+                if i % 3 == 0 {
+                    out.drop_doc(&doc, "divisible_by_3", None)?;
+                } else {
+                    out.keep(&doc)?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn shard_commits_then_rerun_is_a_noop() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| PipelineError::io("tmp", e))?;
+        let shard = ShardId::new(1, 2)?;
+        let first = run_shard(&Numbers(10), dir.path(), shard, "fp1", false)?;
+        let ShardOutcome::Done(stats) = first else {
+            panic!("first run must do the work")
+        };
+        assert_eq!((stats.docs_in, stats.kept), (5, 3));
+        assert_eq!(stats.dropped.get("divisible_by_3"), Some(&2));
+        assert!(stats.balanced());
+        let again = run_shard(&Numbers(10), dir.path(), shard, "fp1", false)?;
+        assert!(matches!(again, ShardOutcome::AlreadyDone(s) if s.kept == 3));
+        Ok(())
+    }
+
+    #[test]
+    fn changed_config_or_split_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| PipelineError::io("tmp", e))?;
+        run_shard(&Numbers(4), dir.path(), ShardId::new(0, 2)?, "fp1", false)?;
+        let changed = run_shard(&Numbers(4), dir.path(), ShardId::new(0, 2)?, "fp2", false);
+        assert!(matches!(changed, Err(PipelineError::ConfigChanged { .. })));
+        let resplit = run_shard(&Numbers(4), dir.path(), ShardId::new(0, 3)?, "fp1", false);
+        assert!(matches!(
+            resplit,
+            Err(PipelineError::SplitChanged { found: 2, asked: 3, .. })
+        ));
+        // --force redoes the shard with the new configuration.
+        let forced = run_shard(&Numbers(4), dir.path(), ShardId::new(0, 2)?, "fp2", true)?;
+        assert!(matches!(forced, ShardOutcome::Done(_)));
+        Ok(())
+    }
+
+    #[test]
+    fn shard_ids_are_validated() {
+        assert!(ShardId::new(3, 3).is_err());
+        assert!(ShardId::new(0, 0).is_err());
+        assert_eq!(
+            ShardId::new(3, 16).map(|s| s.stem()).ok().as_deref(),
+            Some("part-00003-of-00016")
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Run configuration: one TOML file describes a run (output folder, shard count, inputs
+//! per dump, each stage's settings). Parsed strictly — an unknown key is an error naming
+//! the key, the file and the line — then `--set key=value` overrides are applied and the
+//! result is validated into a [`Resolved`] config, which is saved in the run directory.
+//!
+//! Relative paths in a config file are relative to the file's own folder, so a config
+//! means the same from any working directory; paths given as flags are relative to the
+//! working directory, as a shell user expects.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    run: RawRun,
+    #[serde(default)]
+    dumps: Vec<RawDump>,
+    #[serde(default)]
+    ingest: IngestConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    dir: PathBuf,
+    #[serde(default = "default_shards")]
+    shards: usize,
+    #[serde(default)]
+    seed: u64,
+}
+
+fn default_shards() -> usize {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDump {
+    /// Dump name; when absent, taken from a `CC-MAIN-YYYY-WW` in each file's path or from
+    /// its WARC `warcinfo` record.
+    name: Option<String>,
+    /// Files, folders (every file below, sorted) or glob patterns.
+    inputs: Vec<String>,
+    #[serde(default = "auto")]
+    format: Format,
+}
+
+fn auto() -> Format {
+    Format::Auto
+}
+
+/// A validated run configuration with every input file listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    pub run_dir: PathBuf,
+    pub shards: usize,
+    pub seed: u64,
+    pub inputs: Vec<InputFile>,
+    pub ingest: IngestConfig,
+}
+
+/// Usage or configuration mistakes: the binary exits with status 2 for these.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Loads `path`, applies `overrides` (`key.path=value`), validates.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Resolved> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read config {}: {e}", path.display())))?;
+    // First pass on the file itself, so errors carry its line and column.
+    toml::from_str::<RawConfig>(&text).map_err(|e| usage(format!("config {}: {e}", path.display())))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| usage(format!("config {}: {e}", path.display())))?;
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    let raw: RawConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| usage(format!("config {} after --set overrides: {e}", path.display())))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    resolve(raw, &base)
+}
+
+/// Builds a config from flags alone (`loam ingest --input … --dump … --out …`).
+pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: usize) -> Result<Resolved> {
+    let raw = RawConfig {
+        run: RawRun {
+            dir: out.to_owned(),
+            shards,
+            seed: 0,
+        },
+        dumps: vec![RawDump {
+            name: dump,
+            inputs: inputs.to_vec(),
+            format: Format::Auto,
+        }],
+        ingest: IngestConfig::default(),
+    };
+    resolve(raw, Path::new(""))
+}
+
+fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
+    if raw.run.shards == 0 {
+        bail!(usage("run.shards must be at least 1"));
+    }
+    raw.ingest.validate().map_err(|e| usage(e.to_string()))?;
+    if raw.dumps.is_empty() {
+        bail!(usage("no inputs: add a [[dumps]] entry with `inputs = [...]`"));
+    }
+    let mut inputs = Vec::new();
+    for (i, d) in raw.dumps.iter().enumerate() {
+        if d.name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty() || n.contains('/'))
+        {
+            bail!(usage(format!("dumps[{i}].name must be non-empty and contain no '/'")));
+        }
+        if d.inputs.is_empty() {
+            bail!(usage(format!("dumps[{i}] lists no inputs")));
+        }
+        for pattern in &d.inputs {
+            for path in expand(&base.join(pattern))
+                .with_context(|| format!("dumps[{i}] input {pattern:?}"))
+                .map_err(|e| usage(format!("{e:#}")))?
+            {
+                inputs.push(InputFile {
+                    path,
+                    dump: d.name.clone(),
+                    format: d.format,
+                });
+            }
+        }
+    }
+    for input in &mut inputs {
+        input.path = normalize(&input.path);
+    }
+    Ok(Resolved {
+        run_dir: normalize(&base.join(&raw.run.dir)),
+        shards: raw.run.shards,
+        seed: raw.run.seed,
+        inputs,
+        ingest: raw.ingest,
+    })
+}
+
+/// Removes `.` and `dir/..` lexically, so messages show `runs/demo`, not
+/// `configs/../runs/demo` (symlinks are not resolved; a leading `..` is kept).
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
+}
+
+/// A file, every regular file under a folder (sorted, hidden ones skipped), or a glob.
+fn expand(p: &Path) -> Result<Vec<PathBuf>> {
+    let s = p.to_string_lossy();
+    if s.contains(['*', '?', '[']) {
+        let mut out: Vec<PathBuf> = glob::glob(&s)?.collect::<Result<_, _>>()?;
+        out.retain(|p| p.is_file());
+        out.sort();
+        if out.is_empty() {
+            bail!("pattern {s} matches no file");
+        }
+        return Ok(out);
+    }
+    if p.is_dir() {
+        let mut out = Vec::new();
+        walk(p, &mut out)?;
+        out.sort();
+        if out.is_empty() {
+            bail!("folder {s} holds no file");
+        }
+        return Ok(out);
+    }
+    if !p.exists() {
+        bail!("{s} does not exist");
+    }
+    Ok(vec![p.to_owned()])
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))? {
+        let e = e?;
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Applies `a.b.c=value`; the value is TOML (`4`, `true`, `"x"`, `[1, 2]`) or else a
+/// bare string. Array elements are addressed by index (`dumps.0.name=x`).
+fn apply_override(table: &mut toml::Table, o: &str) -> Result<()> {
+    let Some((key, value)) = o.split_once('=') else {
+        bail!(usage(format!(
+            "--set {o:?}: expected key=value, e.g. --set run.shards=8"
+        )));
+    };
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let (last, path) = parts.split_last().ok_or_else(|| usage("--set with an empty key"))?;
+    let mut cur = table;
+    for part in path {
+        let next = cur
+            .entry((*part).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match next {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(a) => {
+                let idx = parts
+                    .iter()
+                    .skip_while(|p| *p != part)
+                    .nth(1)
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .ok_or_else(|| usage(format!("--set {key}: `{part}` is a list; index it, e.g. {part}.0")))?;
+                return set_in_array(a, idx, &parts, part, value, key);
+            }
+            _ => bail!(usage(format!("--set {key}: `{part}` is not a table"))),
+        };
+    }
+    cur.insert((*last).to_owned(), value);
+    Ok(())
+}
+
+fn set_in_array(
+    a: &mut [toml::Value],
+    idx: usize,
+    parts: &[&str],
+    at: &str,
+    value: toml::Value,
+    key: &str,
+) -> Result<()> {
+    let pos = parts.iter().position(|p| *p == at).unwrap_or(0);
+    let rest = &parts[pos + 2..];
+    let Some(toml::Value::Table(t)) = a.get_mut(idx) else {
+        bail!(usage(format!("--set {key}: `{at}` has no table at index {idx}")));
+    };
+    if rest.is_empty() {
+        bail!(usage(format!("--set {key}: name a field inside {at}.{idx}")));
+    }
+    apply_override(t, &format!("{}={}", rest.join("."), toml_literal(&value)))
+}
+
+fn toml_literal(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => toml::Value::String(s.clone()).to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Saves the resolved config beside the run's outputs.
+pub fn save(resolved: &Resolved) -> Result<()> {
+    std::fs::create_dir_all(&resolved.run_dir)
+        .with_context(|| format!("creating run directory {}", resolved.run_dir.display()))?;
+    let text = toml::to_string_pretty(resolved).context("serialising the resolved config")?;
+    let dest = resolved.run_dir.join("config.resolved.toml");
+    loam_pipeline::stage::write_atomic(&dest, text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_reach_nested_tables_and_lists() -> Result<()> {
+        let mut t: toml::Table = toml::from_str("[run]\ndir = 'x'\n[[dumps]]\ninputs = ['a']\n")?;
+        apply_override(&mut t, "run.shards=8")?;
+        apply_override(&mut t, "dumps.0.name=CC-MAIN-2024-10")?;
+        apply_override(&mut t, "ingest.on_bad_file=skip")?;
+        assert_eq!(t["run"]["shards"].as_integer(), Some(8));
+        assert_eq!(t["dumps"][0]["name"].as_str(), Some("CC-MAIN-2024-10"));
+        assert_eq!(t["ingest"]["on_bad_file"].as_str(), Some("skip"));
+        assert!(apply_override(&mut t, "no_equals_sign").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn paths_are_normalised_lexically() {
+        assert_eq!(normalize(Path::new("configs/../runs/demo")), Path::new("runs/demo"));
+        assert_eq!(normalize(Path::new("../data/./x")), Path::new("../data/x"));
+        assert_eq!(normalize(Path::new("/a/b/../c")), Path::new("/a/c"));
+    }
+}

@@ -1,0 +1,207 @@
+//! `loam`: the command line over loam's pipeline. Each subcommand is one DAG step (stage
+//! name = subcommand = output folder), `run` runs every step in order, `ledger` checks a
+//! run's books. Logs and progress go to stderr; stdout carries one JSON result line.
+//!
+//! Exit codes: 0 done; 1 failed (bad input file, I/O, unbalanced ledger); 2 bad usage or
+//! configuration.
+mod config;
+mod runner;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use loam_pipeline::ingest::Ingest;
+use loam_pipeline::stage::ShardId;
+use loam_pipeline::PipelineError;
+
+use config::{Resolved, UsageError};
+use runner::{run_stage, split_threads, StageSummary};
+
+#[derive(Parser)]
+#[command(
+    name = "loam",
+    version,
+    about = "Curate web-crawl dumps into a pre-training corpus, then size and train a model on it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every stage, in DAG order, on this machine (shards in parallel).
+    Run {
+        /// The run's TOML config.
+        config: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Write the run here instead of the config's run.dir (relative to the working directory).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+    },
+    /// Read WARC/WET/JSONL/Parquet inputs into canonical Parquet documents.
+    Ingest(IngestArgs),
+    /// Check that every stage's documents in = kept + dropped, and print the table.
+    Ledger {
+        run_dir: PathBuf,
+        /// Print the ledger as JSON on stdout instead of the result line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Override a config value: --set ingest.max_record_bytes=1048576 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Worker threads (default: all cores). Output is identical at any count.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Redo shards even when they are already committed.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// The run's TOML config; or give --input/--out instead.
+    #[arg(long, conflicts_with_all = ["input", "out", "dump"])]
+    config: Option<PathBuf>,
+    /// Input file, folder or glob (repeatable); with --out, no config is needed.
+    #[arg(long, requires = "out")]
+    input: Vec<String>,
+    /// Dump name for the inputs (default: from a CC-MAIN-YYYY-WW in the path or the warcinfo record).
+    #[arg(long)]
+    dump: Option<String>,
+    /// Run directory to write into.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Process only this shard (0-based); with --of, as one task of a fanned-out step.
+    #[arg(long, requires = "of")]
+    shard: Option<usize>,
+    /// Number of shards the step is split into (default: run.shards, or 1 with flags alone).
+    #[arg(long)]
+    of: Option<usize>,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || matches!(e.downcast_ref::<PipelineError>(), Some(PipelineError::Config(_)));
+            eprintln!("error: {e:#}");
+            println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<serde_json::Value> {
+    match cli.command {
+        Command::Run {
+            config,
+            common,
+            run_dir,
+        } => {
+            let mut cfg = config::load(&config, &common.overrides)?;
+            if let Some(d) = run_dir {
+                cfg.run_dir = config::normalize(&d);
+            }
+            run_all(&cfg, &common)
+        }
+        Command::Ingest(args) => ingest_cmd(args),
+        Command::Ledger { run_dir, json } => {
+            let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
+            eprint!("{}", ledger.table());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ledger)?);
+            }
+            if !ledger.balanced() {
+                anyhow::bail!("ledger of {} does not balance (see the table above)", run_dir.display());
+            }
+            Ok(serde_json::json!({"ok": true, "run_dir": run_dir, "ledger": "balanced"}))
+        }
+    }
+}
+
+fn threads(common: &Common) -> usize {
+    common
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+fn all_shards(of: usize) -> Result<Vec<ShardId>> {
+    (0..of).map(|i| ShardId::new(i, of).map_err(Into::into)).collect()
+}
+
+fn ingest_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<StageSummary> {
+    let (parallel, per_shard) = split_threads(threads(common), shards.len());
+    let stage = Ingest::new(cfg.inputs.clone(), cfg.ingest.clone(), per_shard)?;
+    let dir = cfg.run_dir.join("ingest");
+    run_stage(&stage, &dir, shards, &stage.fingerprint(), common.force, parallel)
+        .with_context(|| format!("ingest into {}", dir.display()))
+}
+
+fn ingest_cmd(args: IngestArgs) -> Result<serde_json::Value> {
+    let cfg = match (&args.config, &args.out) {
+        (Some(c), _) => config::load(c, &args.common.overrides)?,
+        (None, Some(out)) => {
+            if args.input.is_empty() {
+                anyhow::bail!(UsageError("--out needs at least one --input".into()));
+            }
+            config::from_flags(&args.input, args.dump.clone(), out, args.of.unwrap_or(1))?
+        }
+        (None, None) => anyhow::bail!(UsageError(
+            "give --config FILE, or --input PATH... --out DIR (see loam ingest --help)".into()
+        )),
+    };
+    let of = args.of.unwrap_or(cfg.shards);
+    let shards = match args.shard {
+        Some(i) => vec![ShardId::new(i, of)?],
+        None => all_shards(of)?,
+    };
+    config::save(&cfg)?;
+    let sum = ingest_step(&cfg, &shards, &args.common)?;
+    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum]}))
+}
+
+fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
+    config::save(cfg)?;
+    let shards = all_shards(cfg.shards)?;
+    let mut stages = Vec::new();
+    let sum = ingest_step(cfg, &shards, common)?;
+    eprintln!(
+        "ingest: {} documents in, {} kept, {} dropped ({} shards run, {} already committed) -> {}",
+        sum.docs_in, sum.kept, sum.dropped, sum.shards_run, sum.shards_already_done, sum.output
+    );
+    stages.push(sum);
+    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
+    eprint!("{}", ledger.table());
+    if !ledger.balanced() {
+        anyhow::bail!(
+            "ledger of {} does not balance (see the table above)",
+            cfg.run_dir.display()
+        );
+    }
+    eprintln!("outputs: {}", display(&cfg.run_dir));
+    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": stages, "ledger": "balanced"}))
+}
+
+fn display(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| p.to_owned())
+        .display()
+        .to_string()
+}

@@ -1,0 +1,159 @@
+//! Helpers for the end-to-end tests: run the `loam` binary, find the shared real data,
+//! read Parquet outputs back.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/data` beside the checkout (CI lays a copy there), or `$LOAM_SHARED_DATA`.
+pub fn shared() -> PathBuf {
+    std::env::var_os("LOAM_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data"))
+}
+
+pub fn cc_dir() -> PathBuf {
+    shared().join("crawl/cc-main-2014-35")
+}
+
+pub const CC_STEM: &str = "CC-MAIN-20140820021334-00006-ip-10-180-136-8.ec2.internal";
+
+pub fn loam() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loam"));
+    c.env_remove("LOAM_FAILPOINT").env_remove("LOAM_BATCH_ROWS");
+    c
+}
+
+/// Runs `loam args…`, returning the output; panics with stderr if it crashed (exit 101).
+pub fn run(args: &[&str]) -> Output {
+    let out = loam().args(args).output().expect("loam binary runs");
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "loam panicked:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The single JSON result line on stdout.
+pub fn result_line(o: &Output) -> serde_json::Value {
+    let s = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "stdout must hold one JSON line, got {s:?}\nstderr: {}",
+        stderr(o)
+    );
+    serde_json::from_str(lines[0]).expect("stdout is JSON")
+}
+
+pub fn ok(o: &Output) {
+    assert!(o.status.success(), "loam failed ({:?}):\n{}", o.status, stderr(o));
+}
+
+/// All rows of every `*.parquet` directly in `dir`, in file order.
+pub fn read_rows(dir: &Path) -> Vec<RecordBatch> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("stage dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let r = ParquetRecordBatchReaderBuilder::try_new(File::open(&f).expect("open"))
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        out.extend(r.map(|b| b.expect("batch")));
+    }
+    out
+}
+
+/// Values of a string column across batches (None for nulls).
+pub fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
+    let mut v = Vec::new();
+    for b in batches {
+        let a = b.column_by_name(col).unwrap_or_else(|| panic!("no column {col}"));
+        let s = a.as_string::<i32>();
+        for i in 0..s.len() {
+            v.push((!s.is_null(i)).then(|| s.value(i).to_owned()));
+        }
+    }
+    v
+}
+
+pub fn stats(run_dir: &Path, stage: &str) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join(stage).join("_stats"))
+        .expect("stats dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| serde_json::from_slice(&std::fs::read(f).expect("read")).expect("json"))
+        .collect()
+}
+
+/// Sum of `dropped[reason]` (or `counters[name]` with `section = "counters"`) over shards.
+pub fn total(run_dir: &Path, stage: &str, section: &str, key: &str) -> u64 {
+    stats(run_dir, stage)
+        .iter()
+        .map(|s| s[section][key].as_u64().unwrap_or(0))
+        .sum()
+}
+
+pub fn sum_field(run_dir: &Path, stage: &str, field: &str) -> u64 {
+    stats(run_dir, stage)
+        .iter()
+        .map(|s| s[field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Every regular file under `dir` (relative path → bytes), for byte-identity checks.
+/// Stats (timings) are left out: they are the only output allowed to differ.
+pub fn output_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(d).expect("dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "_stats") {
+                    continue;
+                }
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).expect("prefix").display().to_string();
+                out.push((rel, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+pub fn ledger_ok(run_dir: &Path) {
+    let o = run(&["ledger", run_dir.to_str().expect("utf-8 path")]);
+    assert!(o.status.success(), "ledger does not balance:\n{}", stderr(&o));
+}
