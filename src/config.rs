@@ -130,16 +130,20 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
                 .with_context(|| format!("dumps[{i}] input {pattern:?}"))
                 .map_err(|e| usage(format!("{e:#}")))?
             {
+                // Expansion keeps the `base/` prefix textually, so stripping it gives the
+                // path as the config wrote it, whatever the working directory.
+                let name = normalize(path.strip_prefix(base).unwrap_or(&path))
+                    .display()
+                    .to_string();
+                let path = normalize(&path);
                 inputs.push(InputFile {
+                    name,
                     path,
                     dump: d.name.clone(),
                     format: d.format,
                 });
             }
         }
-    }
-    for input in &mut inputs {
-        input.path = normalize(&input.path);
     }
     Ok(Resolved {
         run_dir: normalize(&base.join(&raw.run.dir)),

@@ -98,7 +98,14 @@ fn invalid_utf8_is_decoded_lossily_and_counted() -> TestResult {
     )?;
     for (input, n_docs) in [(&f, 1u64), (&jl, 2)] {
         let out = tmp.path().join(format!("out-{}", input.display().to_string().len()));
-        ok(&ingest(input, &out, &[]));
+        let o = ingest(input, &out, &[]);
+        ok(&o);
+        let name = input.file_name().ok_or("name")?.to_string_lossy().into_owned();
+        assert!(
+            stderr(&o).contains(&name) && stderr(&o).contains("invalid UTF-8"),
+            "{}",
+            stderr(&o)
+        );
         assert_eq!(sum_field(&out, "ingest", "kept"), n_docs);
         assert_eq!(total(&out, "ingest", "counters", "lossy_utf8"), 1);
         let texts = strings(&read_rows(&out.join("ingest")), "text");
@@ -173,6 +180,7 @@ fn record_of_100_mb_is_quarantined_unread() -> TestResult {
     let out = tmp.path().join("out");
     let o = ingest(&f, &out, &[]);
     ok(&o);
+    assert!(stderr(&o).contains("huge.warc @ byte"), "{}", stderr(&o));
     assert_eq!(total(&out, "ingest", "dropped", "record_too_large"), 1);
     assert_eq!(sum_field(&out, "ingest", "kept"), 2);
     let dropped = read_rows(&out.join("ingest/_dropped"));

@@ -163,3 +163,65 @@ fn one_shard_at_a_time_as_airflow_runs_it() -> TestResult {
     assert!(stderr(&o).contains("--of 4"), "{}", stderr(&o));
     Ok(())
 }
+
+#[test]
+fn regression_output_does_not_depend_on_the_working_directory() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let config = repo().join("configs/demo.toml");
+    let here = tmp.path().join("from-repo");
+    ok(&run(&[
+        "ingest",
+        "--config",
+        "configs/demo.toml",
+        "--set",
+        &format!("run.dir={}", here.display()),
+    ]));
+    let elsewhere = tmp.path().join("from-tmp");
+    let o = loam()
+        .current_dir(tmp.path())
+        .args([
+            "ingest",
+            "--config",
+            config.to_str().ok_or("path")?,
+            "--set",
+            &format!("run.dir={}", elsewhere.display()),
+        ])
+        .output()?;
+    ok(&o);
+    assert_eq!(
+        output_bytes(&here.join("ingest")),
+        output_bytes(&elsewhere.join("ingest"))
+    );
+    Ok(())
+}
+
+#[test]
+fn ledger_fails_on_tampered_or_missing_shards() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("r");
+    ok(&run(&[
+        "ingest",
+        "--config",
+        "configs/demo.toml",
+        "--set",
+        &format!("run.dir={}", dir.display()),
+    ]));
+    ledger_ok(&dir);
+    let stats = dir.join("ingest/_stats/part-00001-of-00004.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats)?)?;
+    v["kept"] = serde_json::json!(v["kept"].as_u64().ok_or("kept")? + 1);
+    std::fs::write(&stats, serde_json::to_vec(&v)?)?;
+    let o = run(&["ledger", dir.to_str().ok_or("path")?]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("NOT BALANCED") && stderr(&o).contains("shard 1"),
+        "{}",
+        stderr(&o)
+    );
+    // An uncommitted shard (no marker) is reported missing.
+    std::fs::remove_file(dir.join("ingest/_done/part-00002-of-00004"))?;
+    let o = run(&["ledger", dir.to_str().ok_or("path")?]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("shards not committed: 2"), "{}", stderr(&o));
+    Ok(())
+}

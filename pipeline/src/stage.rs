@@ -246,6 +246,11 @@ impl ShardWriter {
         *self.stats.dropped.entry(reason.to_owned()).or_default() += 1;
     }
 
+    /// Current value of a stage-specific counter.
+    pub fn counter(&self, counter: &str) -> u64 {
+        self.stats.counters.get(counter).copied().unwrap_or(0)
+    }
+
     /// Adds to a stage-specific counter.
     pub fn count(&mut self, counter: &str, n: u64) {
         *self.stats.counters.entry(counter.to_owned()).or_default() += n;
@@ -299,12 +304,14 @@ impl ShardPaths {
     }
 }
 
+/// Hidden, per-process temporary name beside `dest`: concurrent writers of the same file
+/// (e.g. every worker of a fanned-out step saving the resolved config) never share one.
 fn tmp_path(dest: &Path) -> PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.tmp"))
+    dest.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
 /// Writes `bytes` to `dest` atomically: temp file, fsync, rename, fsync of the folder.
@@ -334,6 +341,26 @@ pub fn read_stats(path: &Path) -> Result<ShardStats> {
         path: path.to_owned(),
         detail: e.to_string(),
     })
+}
+
+/// Deletes temporary files a killed run of this shard left behind.
+fn remove_stale_temps(stage_dir: &Path, shard: ShardId) -> Result<()> {
+    let prefix = format!(".{}.", shard.stem());
+    for dir in [
+        stage_dir.to_owned(),
+        stage_dir.join(DROPPED_DIR),
+        stage_dir.join(STATS_DIR),
+        stage_dir.join(DONE_DIR),
+    ] {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && name.contains(".tmp.") {
+                fs::remove_file(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses to mix shards of different splits in one stage folder.
@@ -381,6 +408,7 @@ pub fn run_shard(
         fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     }
     check_split(stage_dir, shard)?;
+    remove_stale_temps(stage_dir, shard)?;
     if paths.marker.exists() && !force {
         let found = fs::read_to_string(&paths.marker).map_err(|e| PipelineError::io(&paths.marker, e))?;
         if found.trim() != fingerprint {

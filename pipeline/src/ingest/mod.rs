@@ -80,6 +80,10 @@ impl IngestConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputFile {
     pub path: PathBuf,
+    /// Stable name for what goes into outputs (ids, `detail`, fingerprint): the path as
+    /// written in the config (relative to it) or on the command line, so output does not
+    /// depend on the working directory.
+    pub name: String,
     pub dump: Option<String>,
     pub format: Format,
 }
@@ -123,7 +127,12 @@ impl Ingest {
         let key = serde_json::json!({
             "stage": "ingest/1",
             "config": self.cfg,
-            "inputs": self.inputs.iter().zip(&self.sizes).collect::<Vec<_>>(),
+            "inputs": self
+                .inputs
+                .iter()
+                .zip(&self.sizes)
+                .map(|(i, size)| serde_json::json!([i.name, i.dump, i.format, size]))
+                .collect::<Vec<_>>(),
         });
         format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.to_string().as_bytes()))
     }
@@ -150,7 +159,7 @@ impl Ingest {
         let dump = input.dump.clone().or_else(|| dump_from_path(&input.path));
         let ctx = FileCtx {
             path: &input.path,
-            name: input.path.display().to_string(),
+            name: input.name.clone(),
             max_record_bytes: self.cfg.max_record_bytes,
             threads: self.threads,
         };
@@ -172,8 +181,17 @@ impl Stage for Ingest {
             let input = &self.inputs[i];
             out.count("input_files", 1);
             out.count("input_file_bytes", self.sizes[i]);
+            let lossy_before = out.counter("lossy_utf8");
             match self.ingest_file(input, out) {
-                Ok(()) => {}
+                Ok(()) => {
+                    let lossy = out.counter("lossy_utf8") - lossy_before;
+                    if lossy > 0 {
+                        out.warn(format!(
+                            "{}: {lossy} record(s) held invalid UTF-8, decoded with U+FFFD (counted as lossy_utf8)",
+                            input.name
+                        ));
+                    }
+                }
                 Err(e @ (PipelineError::BadFile { .. } | PipelineError::Parquet { .. }))
                     if self.cfg.on_bad_file == OnBadFile::Skip =>
                 {
@@ -467,6 +485,7 @@ mod tests {
             .map(|(i, n)| {
                 let p = dir.path().join(format!("f{i}.jsonl"));
                 std::fs::write(&p, "x".repeat(*n)).map(|_| InputFile {
+                    name: format!("f{i}.jsonl"),
                     path: p,
                     dump: Some("d".into()),
                     format: Format::Auto,
