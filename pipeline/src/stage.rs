@@ -24,7 +24,8 @@ use std::time::Instant;
 
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
@@ -118,8 +119,11 @@ fn batch_rows() -> usize {
         .filter(|&n| n > 0)
         .unwrap_or(BATCH_ROWS)
 }
+/// zstd level 1: half the CPU of level 3 on web text for ~10% larger files
+/// (bench/ingest.sh, BENCHMARKS.md); stage outputs are intermediate, read once or twice.
+const ZSTD_LEVEL: i32 = 1;
 /// A row group is closed early past this many buffered bytes, to bound memory.
-const ROW_GROUP_BYTES: usize = 128 << 20;
+const ROW_GROUP_BYTES: usize = 64 << 20;
 
 /// Writes a Parquet file under a temporary name; [`commit`](Self::commit) makes it durable
 /// and moves it into place.
@@ -136,13 +140,18 @@ impl ParquetSink {
         let tmp = tmp_path(&dest);
         let file = File::create(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| {
                 PipelineError::Parquet {
                     path: dest.clone(),
                     source: e,
                 }
             })?))
             .set_max_row_group_row_count(Some(64 * 1024))
+            // Documents are unique, long strings: a dictionary never pays off and min/max
+            // statistics over them cost time and footer space for no pruning benefit.
+            .set_column_dictionary_enabled(ColumnPath::from("text"), false)
+            .set_column_statistics_enabled(ColumnPath::from("text"), EnabledStatistics::None)
+            .set_column_dictionary_enabled(ColumnPath::from("id"), false)
             .build();
         let schema = if with_reason {
             dropped_schema()

@@ -121,10 +121,7 @@ fn line_outcome(ctx: &FileCtx<'_>, dump: Option<&str>, line: &Line) -> Result<Ou
             fallback_dump,
         ));
     }
-    let (text, lossy) = match String::from_utf8_lossy(&line.bytes) {
-        std::borrow::Cow::Borrowed(s) => (std::borrow::Cow::Borrowed(s), false),
-        owned => (owned, true),
-    };
+    let (text, lossy) = super::decode_utf8(&line.bytes);
     let obj: Value = match serde_json::from_str(&text) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {

@@ -281,7 +281,7 @@ pub(crate) fn par_map<T: Sync, U: Send>(items: &[T], threads: usize, f: impl Fn(
 
 /// Records are handed to the workers in chunks of this many, or this many bytes.
 pub(crate) const CHUNK_ITEMS: usize = 256;
-pub(crate) const CHUNK_BYTES: usize = 64 << 20;
+pub(crate) const CHUNK_BYTES: usize = 16 << 20;
 
 fn warc_ingest(ctx: &FileCtx<'_>, mut dump: Option<String>, opened: open::Opened, out: &mut ShardWriter) -> Result<()> {
     let gzip = opened.gzip;
@@ -337,6 +337,15 @@ fn warc_ingest(ctx: &FileCtx<'_>, mut dump: Option<String>, opened: open::Opened
         for o in outcomes {
             o.apply(out)?;
         }
+    }
+}
+
+/// UTF-8 text of `bytes`, lossily decoded (U+FFFD) if invalid; `true` when lossy. The
+/// strict check first: it is several times faster than the lossy decoder on valid text.
+pub(crate) fn decode_utf8(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (std::borrow::Cow::Borrowed(s), false),
+        Err(_) => (String::from_utf8_lossy(bytes), true),
     }
 }
 
@@ -406,8 +415,7 @@ fn warc_outcome(item: &warc::WarcItem, loc: &str, dump: &str, max_body: u64) -> 
     match kind.as_str() {
         "conversion" => {
             doc.source_format = "wet";
-            let text = String::from_utf8_lossy(&r.block);
-            let lossy = matches!(text, std::borrow::Cow::Owned(_));
+            let (text, lossy) = decode_utf8(&r.block);
             doc.text = text.trim().to_owned();
             if doc.text.is_empty() {
                 return drop(doc, "empty_text", "conversion record has no text".into());
@@ -427,12 +435,14 @@ fn warc_outcome(item: &warc::WarcItem, loc: &str, dump: &str, max_body: u64) -> 
             if !(200..300).contains(&resp.status) {
                 return drop(doc, "http_status_not_ok", format!("HTTP status {}", resp.status));
             }
-            if !http::is_html(resp.mime.as_deref(), &resp.body) {
-                return drop(
-                    doc,
-                    "not_html",
-                    format!("media type {}", resp.mime.as_deref().unwrap_or("unknown")),
-                );
+            // Common Crawl's own sniffed type beats what the server claimed.
+            let mime = r
+                .header("WARC-Identified-Payload-Type")
+                .map(|m| m.split(';').next().unwrap_or(m).trim().to_ascii_lowercase())
+                .or_else(|| resp.mime.clone());
+            if !http::is_html(mime.as_deref(), &resp.body) {
+                let detail = format!("media type {}", mime.as_deref().unwrap_or("unknown"));
+                return drop(doc, "not_html", detail);
             }
             let page = http::decode_html(&resp.body, resp.charset.as_deref());
             match main_text(&page.text, doc.url.as_deref()) {
