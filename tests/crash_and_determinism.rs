@@ -98,17 +98,7 @@ fn one_and_four_threads_write_identical_bytes() -> TestResult {
         let mut outs = Vec::new();
         for threads in ["1", "4"] {
             let dir = tmp.path().join(format!("of{of}-t{threads}"));
-            let o = run(&[
-                "ingest",
-                "--config",
-                "configs/demo.toml",
-                "--set",
-                &format!("run.dir={}", dir.display()),
-                "--of",
-                of,
-                "--threads",
-                threads,
-            ]);
+            let o = demo_ingest(&dir, &["--of", of, "--threads", threads]);
             ok(&o);
             outs.push(output_bytes(&dir.join("ingest")));
         }
@@ -125,40 +115,16 @@ fn one_and_four_threads_write_identical_bytes() -> TestResult {
 fn one_shard_at_a_time_as_airflow_runs_it() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let whole = tmp.path().join("whole");
-    ok(&run(&[
-        "ingest",
-        "--config",
-        "configs/demo.toml",
-        "--set",
-        &format!("run.dir={}", whole.display()),
-    ]));
+    ok(&demo_ingest(&whole, &[]));
     let split = tmp.path().join("split");
     for i in 0..4 {
-        let o = run(&[
-            "ingest",
-            "--config",
-            "configs/demo.toml",
-            "--set",
-            &format!("run.dir={}", split.display()),
-            "--shard",
-            &i.to_string(),
-            "--of",
-            "4",
-        ]);
+        let o = demo_ingest(&split, &["--shard", &i.to_string(), "--of", "4"]);
         ok(&o);
         assert_eq!(result_line(&o)["stages"][0]["shards_run"], 1);
     }
     assert_eq!(output_bytes(&whole.join("ingest")), output_bytes(&split.join("ingest")));
     // A different split into the same folder is refused, naming the fix.
-    let o = run(&[
-        "ingest",
-        "--config",
-        "configs/demo.toml",
-        "--set",
-        &format!("run.dir={}", split.display()),
-        "--of",
-        "3",
-    ]);
+    let o = demo_ingest(&split, &["--of", "3"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--of 4"), "{}", stderr(&o));
     Ok(())
@@ -169,13 +135,7 @@ fn regression_output_does_not_depend_on_the_working_directory() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let config = repo().join("configs/demo.toml");
     let here = tmp.path().join("from-repo");
-    ok(&run(&[
-        "ingest",
-        "--config",
-        "configs/demo.toml",
-        "--set",
-        &format!("run.dir={}", here.display()),
-    ]));
+    ok(&demo_ingest(&here, &[]));
     let elsewhere = tmp.path().join("from-tmp");
     let o = loam()
         .current_dir(tmp.path())
@@ -199,13 +159,7 @@ fn regression_output_does_not_depend_on_the_working_directory() -> TestResult {
 fn ledger_fails_on_tampered_or_missing_shards() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("r");
-    ok(&run(&[
-        "ingest",
-        "--config",
-        "configs/demo.toml",
-        "--set",
-        &format!("run.dir={}", dir.display()),
-    ]));
+    ok(&demo_ingest(&dir, &[]));
     ledger_ok(&dir);
     let stats = dir.join("ingest/_stats/part-00001-of-00004.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats)?)?;

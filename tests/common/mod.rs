@@ -157,3 +157,11 @@ pub fn ledger_ok(run_dir: &Path) {
     let o = run(&["ledger", run_dir.to_str().expect("utf-8 path")]);
     assert!(o.status.success(), "ledger does not balance:\n{}", stderr(&o));
 }
+
+/// `loam ingest --config configs/demo.toml --set run.dir=DIR EXTRA…`.
+pub fn demo_ingest(dir: &Path, extra: &[&str]) -> Output {
+    let set = format!("run.dir={}", dir.display());
+    let mut args = vec!["ingest", "--config", "configs/demo.toml", "--set", &set];
+    args.extend_from_slice(extra);
+    run(&args)
+}

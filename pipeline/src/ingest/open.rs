@@ -153,7 +153,7 @@ pub enum CappedLine {
 
 /// Reads one line keeping at most `cap` bytes, so a gigantic line cannot exhaust memory.
 /// `pos` advances by the bytes consumed.
-pub fn read_capped_line(r: &mut dyn BufRead, cap: usize, pos: &mut u64) -> io::Result<CappedLine> {
+pub fn read_capped_line<R: BufRead + ?Sized>(r: &mut R, cap: usize, pos: &mut u64) -> io::Result<CappedLine> {
     let mut out = Vec::new();
     let mut over = false;
     let mut any = false;

@@ -7,6 +7,8 @@
 //! whole file). Bad records come out as [`WarcItem::Bad`], never as a panic.
 use std::io::{self, BufRead, Read};
 
+use super::open::{read_capped_line, CappedLine as Line};
+
 /// Longest header block accepted; real WARC headers are well under 4 KB.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
@@ -64,12 +66,6 @@ pub struct WarcReader<R> {
     done: bool,
 }
 
-enum Line {
-    Eof,
-    /// The line (without its terminator) and whether it was cut at the limit.
-    Text(Vec<u8>, bool),
-}
-
 impl<R: BufRead> WarcReader<R> {
     pub fn new(r: R, max_record_bytes: u64) -> Self {
         Self {
@@ -83,38 +79,7 @@ impl<R: BufRead> WarcReader<R> {
 
     /// Reads one line, keeping at most `limit` bytes of it (the rest is consumed).
     fn read_line(&mut self, limit: usize) -> io::Result<Line> {
-        let mut out = Vec::new();
-        let mut cut = false;
-        let mut any = false;
-        loop {
-            let buf = self.r.fill_buf()?;
-            if buf.is_empty() {
-                break;
-            }
-            any = true;
-            let (chunk, found) = match memchr_nl(buf) {
-                Some(i) => (&buf[..=i], true),
-                None => (buf, false),
-            };
-            let room = limit.saturating_sub(out.len());
-            if chunk.len() > room {
-                cut = true;
-            }
-            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            let n = chunk.len();
-            self.r.consume(n);
-            self.pos += n as u64;
-            if found {
-                break;
-            }
-        }
-        if !any {
-            return Ok(Line::Eof);
-        }
-        while matches!(out.last(), Some(b'\n' | b'\r')) {
-            out.pop();
-        }
-        Ok(Line::Text(out, cut))
+        read_capped_line(&mut self.r, limit, &mut self.pos)
     }
 
     fn stream_error(&mut self, offset: u64, e: &io::Error) -> WarcItem {
@@ -142,12 +107,12 @@ impl<R: BufRead> WarcReader<R> {
                     self.done = true;
                     return Ok(());
                 }
-                Line::Text(l, _) if l.starts_with(b"WARC/") => {
+                Line::Line(l, _) if l.starts_with(b"WARC/") => {
                     // Re-read the whole version line is unnecessary: `WARC/1.x` fits in 16 bytes.
                     self.pending = Some((at, l));
                     return Ok(());
                 }
-                Line::Text(..) => {}
+                Line::Line(..) => {}
             }
         }
     }
@@ -187,8 +152,8 @@ impl<R: BufRead> WarcReader<R> {
                         self.done = true;
                         return None;
                     }
-                    Ok(Line::Text(l, _)) if l.iter().all(u8::is_ascii_whitespace) => continue,
-                    Ok(Line::Text(l, _)) => break (at, l),
+                    Ok(Line::Line(l, _)) if l.iter().all(u8::is_ascii_whitespace) => continue,
+                    Ok(Line::Line(l, _)) => break (at, l),
                 }
             },
         };
@@ -212,7 +177,7 @@ impl<R: BufRead> WarcReader<R> {
                         url: None,
                     }));
                 }
-                Ok(Line::Text(l, cut)) => {
+                Ok(Line::Line(l, cut)) => {
                     header_bytes += l.len();
                     if cut || header_bytes > MAX_HEADER_BYTES {
                         return Some(self.malformed(start, "header block over 64 KiB".into(), &headers));
@@ -310,10 +275,6 @@ impl<R: BufRead> Iterator for WarcReader<R> {
     fn next(&mut self) -> Option<WarcItem> {
         self.next_item()
     }
-}
-
-fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }
 
 #[cfg(test)]
