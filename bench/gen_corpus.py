@@ -153,6 +153,9 @@ def main():
     poems = load_poems(shared, a.poems * a.dumps * 2)
     order = list(range(len(sources)))
     rng.shuffle(order)
+    # The declaration's translations come first, so even the small demo has prose in
+    # Chinese and other languages for language id to sort.
+    order = [i for i in order if sources[i][0] == "udhr"] + [i for i in order if sources[i][0] != "udhr"]
     window = a.pages * a.dumps > len(sources)  # past the pool, pages are paragraph windows
     crawled, next_src, manifest = [], 0, set()
     for d in range(a.dumps):

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
+use loam_pipeline::FilterConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -20,6 +21,8 @@ struct RawConfig {
     dumps: Vec<RawDump>,
     #[serde(default)]
     ingest: IngestConfig,
+    #[serde(default)]
+    filter: FilterConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +63,7 @@ pub struct Resolved {
     pub seed: u64,
     pub inputs: Vec<InputFile>,
     pub ingest: IngestConfig,
+    pub filter: FilterConfig,
 }
 
 /// Usage or configuration mistakes: the binary exits with status 2 for these.
@@ -102,8 +106,22 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
             format: Format::Auto,
         }],
         ingest: IngestConfig::default(),
+        filter: FilterConfig::default(),
     };
     resolve(raw, Path::new(""))
+}
+
+/// A config for steps run on an existing run directory with flags alone
+/// (`loam filter --run DIR`): default settings, no inputs.
+pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
+    Resolved {
+        run_dir: normalize(run_dir),
+        shards,
+        seed: 0,
+        inputs: Vec::new(),
+        ingest: IngestConfig::default(),
+        filter: FilterConfig::default(),
+    }
 }
 
 fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
@@ -145,7 +163,11 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
             }
         }
     }
+    let mut filter = raw.filter;
+    filter.lid_model = normalize(&base.join(&filter.lid_model));
+    filter.blocklist = filter.blocklist.map(|b| normalize(&base.join(b)));
     Ok(Resolved {
+        filter,
         run_dir: normalize(&base.join(&raw.run.dir)),
         shards: raw.run.shards,
         seed: raw.run.seed,

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use loam_pipeline::filter::Filter;
 use loam_pipeline::ingest::Ingest;
 use loam_pipeline::stage::ShardId;
 use loam_pipeline::PipelineError;
@@ -44,6 +45,8 @@ enum Command {
     },
     /// Read WARC/WET/JSONL/Parquet inputs into canonical Parquet documents.
     Ingest(IngestArgs),
+    /// Language id and the Gopher / C4 / FineWeb rules over what ingest kept.
+    Filter(FilterArgs),
     /// Check that every stage's documents in = kept + dropped, and print the table.
     Ledger {
         run_dir: PathBuf,
@@ -80,14 +83,48 @@ struct IngestArgs {
     /// Run directory to write into.
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    split: Split,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    /// The run's TOML config; or give --run instead.
+    #[arg(long, conflicts_with_all = ["run", "lid_model"])]
+    config: Option<PathBuf>,
+    /// Run directory holding a committed `ingest/`; the output goes to `RUN/filter/`.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// fastText lid.176.ftz (with --run; default data/lid/lid.176.ftz).
+    #[arg(long)]
+    lid_model: Option<PathBuf>,
+    #[command(flatten)]
+    split: Split,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `--shard I --of N`: one task of a fanned-out step.
+#[derive(Args)]
+struct Split {
     /// Process only this shard (0-based); with --of, as one task of a fanned-out step.
     #[arg(long, requires = "of")]
     shard: Option<usize>,
     /// Number of shards the step is split into (default: run.shards, or 1 with flags alone).
     #[arg(long)]
     of: Option<usize>,
-    #[command(flatten)]
-    common: Common,
+}
+
+impl Split {
+    fn shards(&self, default_of: usize) -> Result<Vec<ShardId>> {
+        let of = self.of.unwrap_or(default_of);
+        match self.shard {
+            Some(i) => Ok(vec![ShardId::new(i, of)?]),
+            None => all_shards(of),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -121,6 +158,7 @@ fn dispatch(cli: Cli) -> Result<serde_json::Value> {
             run_all(&cfg, &common)
         }
         Command::Ingest(args) => ingest_cmd(args),
+        Command::Filter(args) => filter_cmd(args),
         Command::Ledger { run_dir, json } => {
             let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
             eprint!("{}", ledger.table());
@@ -161,19 +199,42 @@ fn ingest_cmd(args: IngestArgs) -> Result<serde_json::Value> {
             if args.input.is_empty() {
                 anyhow::bail!(UsageError("--out needs at least one --input".into()));
             }
-            config::from_flags(&args.input, args.dump.clone(), out, args.of.unwrap_or(1))?
+            config::from_flags(&args.input, args.dump.clone(), out, args.split.of.unwrap_or(1))?
         }
         (None, None) => anyhow::bail!(UsageError(
             "give --config FILE, or --input PATH... --out DIR (see loam ingest --help)".into()
         )),
     };
-    let of = args.of.unwrap_or(cfg.shards);
-    let shards = match args.shard {
-        Some(i) => vec![ShardId::new(i, of)?],
-        None => all_shards(of)?,
-    };
+    let shards = args.split.shards(cfg.shards)?;
     config::save(&cfg)?;
     let sum = ingest_step(&cfg, &shards, &args.common)?;
+    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum]}))
+}
+
+fn filter_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<StageSummary> {
+    let (parallel, per_shard) = split_threads(threads(common), shards.len());
+    let stage = Filter::new(&cfg.run_dir.join("ingest"), cfg.filter.clone(), per_shard)?;
+    let dir = cfg.run_dir.join("filter");
+    run_stage(&stage, &dir, shards, stage.fingerprint(), common.force, parallel)
+        .with_context(|| format!("filter into {}", dir.display()))
+}
+
+fn filter_cmd(args: FilterArgs) -> Result<serde_json::Value> {
+    let cfg = match (&args.config, &args.run) {
+        (Some(c), _) => config::load(c, &args.common.overrides)?,
+        (None, Some(run)) => {
+            let mut cfg = config::for_run_dir(run, args.split.of.unwrap_or(1));
+            if let Some(m) = &args.lid_model {
+                cfg.filter.lid_model = m.clone();
+            }
+            cfg
+        }
+        (None, None) => anyhow::bail!(UsageError(
+            "give --config FILE, or --run DIR (see loam filter --help)".into()
+        )),
+    };
+    let shards = args.split.shards(cfg.shards)?;
+    let sum = filter_step(&cfg, &shards, &args.common)?;
     Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum]}))
 }
 
@@ -184,6 +245,12 @@ fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
     let sum = ingest_step(cfg, &shards, common)?;
     eprintln!(
         "ingest: {} documents in, {} kept, {} dropped ({} shards run, {} already committed) -> {}",
+        sum.docs_in, sum.kept, sum.dropped, sum.shards_run, sum.shards_already_done, sum.output
+    );
+    stages.push(sum);
+    let sum = filter_step(cfg, &shards, common)?;
+    eprintln!(
+        "filter: {} documents in, {} kept, {} dropped ({} shards run, {} already committed) -> {}",
         sum.docs_in, sum.kept, sum.dropped, sum.shards_run, sum.shards_already_done, sum.output
     );
     stages.push(sum);

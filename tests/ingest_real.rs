@@ -142,6 +142,7 @@ fn demo_run_ingests_every_dump_and_balances() -> TestResult {
     let res = result_line(&again);
     assert_eq!(res["stages"][0]["shards_run"], 0);
     assert_eq!(res["stages"][0]["shards_already_done"], 4);
+    assert_eq!(res["stages"][1]["shards_already_done"], 4, "filter too");
     Ok(())
 }
 

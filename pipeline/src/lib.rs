@@ -5,14 +5,17 @@
 //!    atomically (Parquet output, dropped side output, stats, completion marker).
 //! 2. [`schema`] — the Arrow schema every stage reads and writes.
 //! 3. [`ingest`] — WARC/WET/JSONL/Parquet in, canonical documents out.
-//! 4. [`ledger`] — checks that every document entering a stage left it kept or dropped.
+//! 4. [`filter`] — language id and the heuristic rules of `loam-quality`.
+//! 5. [`ledger`] — checks that every document entering a stage left it kept or dropped.
 //!
 //! The crate knows nothing of the CLI: the `loam` binary builds stages from its config.
 pub mod error;
 pub mod fields;
+pub mod filter;
 pub mod ingest;
 pub mod ledger;
 pub mod schema;
 pub mod stage;
 
 pub use error::{PipelineError, Result};
+pub use loam_quality::FilterConfig;

@@ -1,17 +1,37 @@
-//! The canonical document schema every stage reads and writes, and a builder that turns
-//! [`Document`]s into Arrow record batches of it.
+//! The canonical document schema every stage reads and writes, a builder that turns
+//! [`Document`]s into Arrow record batches of it, and a reader that turns a stage's
+//! Parquet output back into documents.
 //!
-//! Kept documents: `id, text, url, dump, date, domain, source_format`; later stages
-//! append their signals as extra columns. Dropped documents: the same plus `reason` and
+//! Kept documents: `id, text, url, dump, date, domain, source_format`, then the signals
+//! each stage adds ([`Columns`]). Dropped documents: the same plus `reason` and
 //! `detail`, so every decision can be audited with the same tools.
-use std::sync::{Arc, OnceLock};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
 
-use arrow_array::builder::{StringBuilder, TimestampMillisecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::builder::{BooleanBuilder, Float32Builder, StringBuilder, TimestampMillisecondBuilder, UInt32Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, TimestampMillisecondType, UInt32Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// One document as it leaves ingest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::error::{PipelineError, Result};
+
+/// Signals added by the filter stage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    /// fastText language code and probability.
+    pub language: Option<String>,
+    pub language_score: Option<f32>,
+    /// Lines the C4 rule removed from the text.
+    pub c4_lines_removed: Option<u32>,
+    /// Whether a rule changed the text.
+    pub edited: Option<bool>,
+}
+
+/// One document.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     /// Stable id: `{dump}/{record id, source id or url}`.
     pub id: String,
@@ -23,47 +43,63 @@ pub struct Document {
     /// Registered domain of `url` (public-suffix aware), e.g. `bbc.co.uk`.
     pub domain: Option<String>,
     /// `warc`, `wet`, `jsonl` or `parquet`.
-    pub source_format: &'static str,
+    pub source_format: String,
+    pub signals: Signals,
 }
 
-fn base_fields() -> Vec<Field> {
-    vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("text", DataType::Utf8, false),
-        Field::new("url", DataType::Utf8, true),
-        Field::new("dump", DataType::Utf8, false),
-        // Milliseconds, not seconds: Parquet has no seconds unit, and TIMESTAMP(MILLIS, UTC)
-        // reads back as a UTC timestamp in pyarrow, DuckDB, pandas and Spark alike.
-        Field::new(
-            "date",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            true,
-        ),
-        Field::new("domain", DataType::Utf8, true),
-        Field::new("source_format", DataType::Utf8, false),
-    ]
+/// Which columns a stage writes: each stage's set extends the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    Ingest,
+    Filter,
 }
 
-/// Schema of kept documents.
-pub fn documents_schema() -> SchemaRef {
-    static S: OnceLock<SchemaRef> = OnceLock::new();
-    S.get_or_init(|| Arc::new(Schema::new(base_fields()))).clone()
-}
+impl Columns {
+    fn fields(self) -> Vec<Field> {
+        let mut f = vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("text", DataType::Utf8, false),
+            Field::new("url", DataType::Utf8, true),
+            Field::new("dump", DataType::Utf8, false),
+            // Milliseconds, not seconds: Parquet has no seconds unit, and TIMESTAMP(MILLIS, UTC)
+            // reads back as a UTC timestamp in pyarrow, DuckDB, pandas and Spark alike.
+            Field::new(
+                "date",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("domain", DataType::Utf8, true),
+            Field::new("source_format", DataType::Utf8, false),
+        ];
+        if self == Self::Filter {
+            f.push(Field::new("language", DataType::Utf8, true));
+            f.push(Field::new("language_score", DataType::Float32, true));
+            f.push(Field::new("c4_lines_removed", DataType::UInt32, true));
+            f.push(Field::new("edited", DataType::Boolean, true));
+        }
+        f
+    }
 
-/// Schema of the dropped-documents side output: documents plus `reason` and `detail`.
-pub fn dropped_schema() -> SchemaRef {
-    static S: OnceLock<SchemaRef> = OnceLock::new();
-    S.get_or_init(|| {
-        let mut f = base_fields();
-        f.push(Field::new("reason", DataType::Utf8, false));
-        f.push(Field::new("detail", DataType::Utf8, true));
+    /// Schema of kept documents, or of the dropped side output (`with_reason`).
+    pub fn schema(self, with_reason: bool) -> SchemaRef {
+        let mut f = self.fields();
+        if with_reason {
+            f.push(Field::new("reason", DataType::Utf8, false));
+            f.push(Field::new("detail", DataType::Utf8, true));
+        }
         Arc::new(Schema::new(f))
-    })
-    .clone()
+    }
+}
+
+/// Schema of documents as ingest writes them.
+pub fn documents_schema() -> SchemaRef {
+    Columns::Ingest.schema(false)
 }
 
 /// Accumulates documents column by column; [`finish`](Self::finish) yields a batch.
 pub struct DocBatchBuilder {
+    columns: Columns,
+    schema: SchemaRef,
     id: StringBuilder,
     text: StringBuilder,
     url: StringBuilder,
@@ -71,6 +107,10 @@ pub struct DocBatchBuilder {
     date: TimestampMillisecondBuilder,
     domain: StringBuilder,
     source_format: StringBuilder,
+    language: StringBuilder,
+    language_score: Float32Builder,
+    lines_removed: UInt32Builder,
+    edited: BooleanBuilder,
     /// Present only for the dropped side output.
     reason: Option<(StringBuilder, StringBuilder)>,
     rows: usize,
@@ -78,8 +118,10 @@ pub struct DocBatchBuilder {
 }
 
 impl DocBatchBuilder {
-    pub fn new(with_reason: bool) -> Self {
+    pub fn new(columns: Columns, with_reason: bool) -> Self {
         Self {
+            columns,
+            schema: columns.schema(with_reason),
             id: StringBuilder::new(),
             text: StringBuilder::new(),
             url: StringBuilder::new(),
@@ -87,6 +129,10 @@ impl DocBatchBuilder {
             date: TimestampMillisecondBuilder::new().with_timezone("UTC"),
             domain: StringBuilder::new(),
             source_format: StringBuilder::new(),
+            language: StringBuilder::new(),
+            language_score: Float32Builder::new(),
+            lines_removed: UInt32Builder::new(),
+            edited: BooleanBuilder::new(),
             reason: with_reason.then(|| (StringBuilder::new(), StringBuilder::new())),
             rows: 0,
             text_bytes: 0,
@@ -100,7 +146,14 @@ impl DocBatchBuilder {
         self.dump.append_value(&doc.dump);
         self.date.append_option(doc.date.map(|s| s.saturating_mul(1000)));
         self.domain.append_option(doc.domain.as_deref());
-        self.source_format.append_value(doc.source_format);
+        self.source_format.append_value(&doc.source_format);
+        if self.columns == Columns::Filter {
+            let s = &doc.signals;
+            self.language.append_option(s.language.as_deref());
+            self.language_score.append_option(s.language_score);
+            self.lines_removed.append_option(s.c4_lines_removed);
+            self.edited.append_option(s.edited);
+        }
         self.rows += 1;
         self.text_bytes += doc.text.len() + doc.id.len();
     }
@@ -133,16 +186,106 @@ impl DocBatchBuilder {
             Arc::new(self.domain.finish()),
             Arc::new(self.source_format.finish()),
         ];
-        let schema = match self.reason.as_mut() {
-            Some((r, d)) => {
-                cols.push(Arc::new(r.finish()));
-                cols.push(Arc::new(d.finish()));
-                dropped_schema()
-            }
-            None => documents_schema(),
-        };
+        if self.columns == Columns::Filter {
+            cols.push(Arc::new(self.language.finish()));
+            cols.push(Arc::new(self.language_score.finish()));
+            cols.push(Arc::new(self.lines_removed.finish()));
+            cols.push(Arc::new(self.edited.finish()));
+        }
+        if let Some((r, d)) = self.reason.as_mut() {
+            cols.push(Arc::new(r.finish()));
+            cols.push(Arc::new(d.finish()));
+        }
         self.rows = 0;
         self.text_bytes = 0;
-        RecordBatch::try_new(schema, cols)
+        RecordBatch::try_new(self.schema.clone(), cols)
+    }
+}
+
+/// Reads a stage's Parquet output back as documents, batch by batch (bounded memory).
+pub struct DocumentReader {
+    path: std::path::PathBuf,
+    inner: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+}
+
+impl DocumentReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let perr = |e| PipelineError::Parquet {
+            path: path.to_owned(),
+            source: e,
+        };
+        let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
+        let inner = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(perr)?
+            .with_batch_size(256)
+            .build()
+            .map_err(perr)?;
+        Ok(Self {
+            path: path.to_owned(),
+            inner,
+        })
+    }
+
+    fn convert(&self, b: &RecordBatch) -> Result<Vec<Document>> {
+        let bad = |what: &str| PipelineError::BadFile {
+            path: self.path.clone(),
+            offset: 0,
+            what: format!("not a loam document file: {what}"),
+            fix: "point the stage at the output folder of the stage before it".into(),
+        };
+        let s = |name: &str| b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
+        let (Some(id), Some(text), Some(dump)) = (s("id"), s("text"), s("dump")) else {
+            return Err(bad("missing id, text or dump column"));
+        };
+        let url = s("url");
+        let domain = s("domain");
+        let fmt = s("source_format");
+        let language = s("language");
+        let date = b
+            .column_by_name("date")
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
+        let score = b
+            .column_by_name("language_score")
+            .and_then(|c| c.as_primitive_opt::<Float32Type>());
+        let removed = b
+            .column_by_name("c4_lines_removed")
+            .and_then(|c| c.as_primitive_opt::<UInt32Type>());
+        let edited = b.column_by_name("edited").and_then(|c| c.as_boolean_opt());
+        let opt_s =
+            |a: Option<&arrow_array::StringArray>, i: usize| a.filter(|a| a.is_valid(i)).map(|a| a.value(i).to_owned());
+        Ok((0..b.num_rows())
+            .map(|i| Document {
+                id: id.value(i).to_owned(),
+                text: text.value(i).to_owned(),
+                url: opt_s(url, i),
+                dump: dump.value(i).to_owned(),
+                date: date.filter(|a| a.is_valid(i)).map(|a| a.value(i).div_euclid(1000)),
+                domain: opt_s(domain, i),
+                source_format: opt_s(fmt, i).unwrap_or_default(),
+                signals: Signals {
+                    language: opt_s(language, i),
+                    language_score: score.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                    c4_lines_removed: removed.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                    edited: edited.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                },
+            })
+            .collect())
+    }
+}
+
+impl Iterator for DocumentReader {
+    type Item = Result<Vec<Document>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.inner.next()?;
+        Some(
+            batch
+                .map_err(|e| PipelineError::BadFile {
+                    path: self.path.clone(),
+                    offset: 0,
+                    what: format!("Parquet data unreadable: {e}"),
+                    fix: "rerun the stage that wrote it with --force".into(),
+                })
+                .and_then(|b| self.convert(&b)),
+        )
     }
 }

@@ -29,7 +29,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
-use crate::schema::{documents_schema, dropped_schema, DocBatchBuilder, Document};
+use crate::schema::{Columns, DocBatchBuilder, Document};
 
 /// Side-output folders of a stage folder.
 pub const DROPPED_DIR: &str = "_dropped";
@@ -64,6 +64,70 @@ impl ShardId {
     }
 }
 
+/// Indices of the inputs (by byte size) that `shard` processes, in input order: largest
+/// first to the least-loaded shard, ties to the lower index — deterministic, so every
+/// worker of a fanned-out step computes the same split.
+pub fn assign_by_size(sizes: &[u64], shard: ShardId) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+    let mut load = vec![0u64; shard.of()];
+    let mut mine = Vec::new();
+    for i in order {
+        let target = (0..shard.of()).min_by_key(|&s| (load[s], s)).unwrap_or(0);
+        load[target] += sizes[i].max(1);
+        if target == shard.index() {
+            mine.push(i);
+        }
+    }
+    mine.sort_unstable();
+    mine
+}
+
+/// Committed output files of an upstream stage, after checking that every shard of it is
+/// committed; also returns the markers' fingerprints, so a redone upstream invalidates
+/// what was built on it.
+pub fn committed_outputs(stage_dir: &Path, needed_by: &str) -> Result<(Vec<PathBuf>, String)> {
+    let done = stage_dir.join(DONE_DIR);
+    let not_ready = |why: String| {
+        PipelineError::Config(format!(
+            "{needed_by} reads {}, but {why}; run that stage first (loam run does it in order)",
+            stage_dir.display()
+        ))
+    };
+    let mut markers: Vec<PathBuf> = fs::read_dir(&done)
+        .map_err(|_| not_ready("it has no committed shard".into()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    markers.sort();
+    let Some(first) = markers.first() else {
+        return Err(not_ready("it has no committed shard".into()));
+    };
+    let stem = first
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let of: usize = stem.rsplit("-of-").next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if markers.len() != of {
+        return Err(not_ready(format!(
+            "only {} of its {of} shards are committed",
+            markers.len()
+        )));
+    }
+    let mut files = Vec::new();
+    let mut fingerprints = String::new();
+    for m in &markers {
+        let stem = m
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        fingerprints.push_str(&fs::read_to_string(m).map_err(|e| PipelineError::io(m, e))?);
+        files.push(stage_dir.join(format!("{stem}.parquet")));
+    }
+    Ok((files, fingerprints))
+}
+
 /// A pipeline step. Implementations read their share of the input and report every
 /// document they see through the [`ShardWriter`]: `record_in`, then `keep` or `drop_*`.
 pub trait Stage: Sync {
@@ -71,6 +135,10 @@ pub trait Stage: Sync {
     fn name(&self) -> &'static str;
     /// Processes one shard. Errors abort the shard without committing anything.
     fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()>;
+    /// The columns this stage writes.
+    fn columns(&self) -> Columns {
+        Columns::Ingest
+    }
 }
 
 /// What a shard did, as written to `stats/<stem>.json`.
@@ -136,7 +204,7 @@ struct ParquetSink {
 }
 
 impl ParquetSink {
-    fn create(dest: PathBuf, with_reason: bool) -> Result<Self> {
+    fn create(dest: PathBuf, columns: Columns, with_reason: bool) -> Result<Self> {
         let tmp = tmp_path(&dest);
         let file = File::create(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
         let props = WriterProperties::builder()
@@ -153,11 +221,7 @@ impl ParquetSink {
             .set_column_statistics_enabled(ColumnPath::from("text"), EnabledStatistics::None)
             .set_column_dictionary_enabled(ColumnPath::from("id"), false)
             .build();
-        let schema = if with_reason {
-            dropped_schema()
-        } else {
-            documents_schema()
-        };
+        let schema = columns.schema(with_reason);
         let writer =
             ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props)).map_err(|e| {
                 PipelineError::Parquet {
@@ -169,7 +233,7 @@ impl ParquetSink {
             tmp,
             dest,
             writer,
-            buf: DocBatchBuilder::new(with_reason),
+            buf: DocBatchBuilder::new(columns, with_reason),
             batch_rows: batch_rows(),
         })
     }
@@ -438,8 +502,8 @@ pub fn run_shard(
     }
     let started = Instant::now();
     let mut out = ShardWriter {
-        kept: ParquetSink::create(paths.kept.clone(), false)?,
-        dropped: ParquetSink::create(paths.dropped.clone(), true)?,
+        kept: ParquetSink::create(paths.kept.clone(), stage.columns(), false)?,
+        dropped: ParquetSink::create(paths.dropped.clone(), stage.columns(), true)?,
         stats: ShardStats {
             stage: stage.name().to_owned(),
             shard: shard.index(),
@@ -510,7 +574,8 @@ mod tests {
                     dump: "d".into(),
                     date: None,
                     domain: None,
-                    source_format: "jsonl",
+                    source_format: "jsonl".into(),
+                    signals: Default::default(),
                 };
                 if i % 3 == 0 {
                     out.drop_doc(&doc, "divisible_by_3", None)?;

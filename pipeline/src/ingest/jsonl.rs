@@ -77,7 +77,8 @@ fn quarantine_doc(ctx: &FileCtx<'_>, dump: &str, line: u64) -> Document {
         dump: dump.to_owned(),
         date: None,
         domain: None,
-        source_format: "jsonl",
+        source_format: "jsonl".into(),
+        signals: Default::default(),
     }
 }
 
@@ -159,7 +160,8 @@ fn line_outcome(ctx: &FileCtx<'_>, dump: Option<&str>, line: &Line) -> Result<Ou
         date: field(&obj, &["date", "created", "timestamp", "added"])
             .and_then(Value::as_str)
             .and_then(parse_timestamp),
-        source_format: "jsonl",
+        source_format: "jsonl".into(),
+        signals: Default::default(),
     };
     let decision = if doc.text.is_empty() {
         Decision::Drop(doc, "empty_text", format!("{loc}: `text` is empty"))

@@ -139,19 +139,7 @@ impl Ingest {
 
     /// Indices of the files shard `shard` reads, in input order.
     pub fn files_of(&self, shard: ShardId) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.inputs.len()).collect();
-        order.sort_by(|&a, &b| self.sizes[b].cmp(&self.sizes[a]).then(a.cmp(&b)));
-        let mut load = vec![0u64; shard.of()];
-        let mut mine = Vec::new();
-        for i in order {
-            let target = (0..shard.of()).min_by_key(|&s| (load[s], s)).unwrap_or(0);
-            load[target] += self.sizes[i].max(1);
-            if target == shard.index() {
-                mine.push(i);
-            }
-        }
-        mine.sort_unstable();
-        mine
+        crate::stage::assign_by_size(&self.sizes, shard)
     }
 
     fn ingest_file(&self, input: &InputFile, out: &mut ShardWriter) -> Result<()> {
@@ -262,7 +250,7 @@ impl Outcome {
 
 /// Maps `items` to outcomes on up to `threads` threads, preserving order, so output is
 /// identical at any thread count.
-pub(crate) fn par_map<T: Sync, U: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+pub fn par_map<T: Sync, U: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> U + Sync) -> Vec<U> {
     if threads <= 1 || items.len() < 2 {
         return items.iter().map(f).collect();
     }
@@ -380,7 +368,8 @@ fn warc_outcome(item: &warc::WarcItem, loc: &str, dump: &str, max_body: u64) -> 
                 dump: dump.to_owned(),
                 date: None,
                 domain: b.url.as_deref().and_then(crate::fields::registered_domain),
-                source_format: "warc",
+                source_format: "warc".into(),
+                signals: Default::default(),
             };
             let detail = format!("{loc}: {}", b.detail);
             return Outcome {
@@ -404,7 +393,8 @@ fn warc_outcome(item: &warc::WarcItem, loc: &str, dump: &str, max_body: u64) -> 
         date: r.header("WARC-Date").and_then(crate::fields::parse_timestamp),
         domain: url.as_deref().and_then(crate::fields::registered_domain),
         url,
-        source_format: "warc",
+        source_format: "warc".into(),
+        signals: Default::default(),
     };
     let drop = |doc: Document, reason: &'static str, detail: String| Outcome {
         bytes_in,
@@ -414,7 +404,7 @@ fn warc_outcome(item: &warc::WarcItem, loc: &str, dump: &str, max_body: u64) -> 
     };
     match kind.as_str() {
         "conversion" => {
-            doc.source_format = "wet";
+            doc.source_format = "wet".into();
             let (text, lossy) = decode_utf8(&r.block);
             doc.text = text.trim().to_owned();
             if doc.text.is_empty() {

@@ -139,7 +139,8 @@ pub(crate) fn ingest(ctx: &FileCtx<'_>, dump: Option<String>, text_column: &str,
                 url: url_v,
                 dump: d,
                 date: date.as_ref().and_then(|c| date_at(c, i)),
-                source_format: "parquet",
+                source_format: "parquet".into(),
+                signals: Default::default(),
             };
             let loc = format!("{} @ row {row}", ctx.name);
             if body.is_none() {

@@ -1,0 +1,105 @@
+//! The `filter` stage: language id, URL blocklist and the Gopher/C4/FineWeb rules
+//! (`loam-quality`) over the documents `ingest` kept. Kept documents carry `language`,
+//! `language_score`, `c4_lines_removed` and `edited`; dropped ones go to the side output
+//! with the rule's reason and the original text.
+use std::path::{Path, PathBuf};
+
+use loam_quality::{DocumentFilter, FilterConfig};
+
+use crate::error::{PipelineError, Result};
+use crate::ingest::par_map;
+use crate::schema::{Columns, DocumentReader, Signals};
+use crate::stage::{assign_by_size, committed_outputs, ShardId, ShardWriter, Stage};
+
+pub struct Filter {
+    inputs: Vec<PathBuf>,
+    sizes: Vec<u64>,
+    filter: DocumentFilter,
+    threads: usize,
+    fingerprint: String,
+}
+
+impl Filter {
+    /// Reads the committed output of `upstream` (a stage folder, normally `<run>/ingest`).
+    pub fn new(upstream: &Path, cfg: FilterConfig, threads: usize) -> Result<Self> {
+        let (inputs, upstream_fp) = committed_outputs(upstream, "filter")?;
+        let sizes = inputs
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .map(|m| m.len())
+                    .map_err(|e| PipelineError::io(p, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let model_size = std::fs::metadata(&cfg.lid_model).map(|m| m.len()).unwrap_or(0);
+        let blocklist = cfg
+            .blocklist
+            .as_ref()
+            .and_then(|b| std::fs::read(b).ok())
+            .unwrap_or_default();
+        let key = serde_json::json!({
+            "stage": "filter/1",
+            "config": cfg,
+            "upstream": upstream_fp,
+            "lid_model_bytes": model_size,
+            "blocklist": format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&blocklist)),
+        });
+        let fingerprint = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.to_string().as_bytes()));
+        let filter = DocumentFilter::new(cfg).map_err(|e| PipelineError::Config(e.to_string()))?;
+        Ok(Self {
+            inputs,
+            sizes,
+            filter,
+            threads: threads.max(1),
+            fingerprint,
+        })
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+impl Stage for Filter {
+    fn name(&self) -> &'static str {
+        "filter"
+    }
+
+    fn columns(&self) -> Columns {
+        Columns::Filter
+    }
+
+    fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()> {
+        for i in assign_by_size(&self.sizes, shard) {
+            for batch in DocumentReader::open(&self.inputs[i])? {
+                let docs = batch?;
+                let outcomes = par_map(&docs, self.threads, |d| self.filter.apply(&d.text, d.url.as_deref()));
+                for (mut doc, o) in docs.into_iter().zip(outcomes) {
+                    out.record_in(doc.text.len() as u64);
+                    doc.signals = Signals {
+                        language: Some(o.language.clone()),
+                        language_score: Some(o.language_score),
+                        c4_lines_removed: Some(o.lines_removed),
+                        edited: Some(o.edited),
+                    };
+                    match o.result {
+                        Ok(text) => {
+                            if o.edited {
+                                out.count("edited", 1);
+                                out.count("c4_lines_removed", u64::from(o.lines_removed));
+                            }
+                            out.count(&format!("kept_language_{}", o.language), 1);
+                            doc.text = text;
+                            out.keep(&doc)?;
+                        }
+                        Err(reason) => {
+                            let detail = format!("language {} ({:.3})", o.language, o.language_score);
+                            out.drop_doc(&doc, &reason, Some(&detail))?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Gopher quality (Rae et al. 2021, Table A1, as datatrove implements it).
+//!
+//! **What it does**: drops documents with too few or too many words, extreme mean word
+//! length, many `#` or ellipses, mostly bullet lines, many lines ending in an ellipsis,
+//! few words with a letter, or fewer than 2 stop words.
+//! **Why**: each catches a kind of non-prose page (menus, tag clouds, tables, code).
+//! **Per language**: stop words are looked up by language (`en` and `zh` given; others
+//! skip the stop-word check rather than fail it). In Chinese, words are characters, so
+//! the mean-word-length check does not apply there.
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{py_len, py_space, py_splitlines, Rule, TextDoc, Verdict};
+use crate::words::WordMode;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GopherQualityConfig {
+    pub enabled: bool,
+    pub min_doc_words: u64,
+    pub max_doc_words: u64,
+    pub min_avg_word_length: f64,
+    pub max_avg_word_length: f64,
+    pub max_symbol_word_ratio: f64,
+    pub max_bullet_lines_ratio: f64,
+    pub max_ellipsis_lines_ratio: f64,
+    /// Minimum share of words containing a letter (datatrove's name kept).
+    pub max_non_alpha_words_ratio: f64,
+    pub min_stop_words: u64,
+    /// Stop words per language code.
+    pub stop_words: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for GopherQualityConfig {
+    fn default() -> Self {
+        let en = ["the", "be", "to", "of", "and", "that", "have", "with"];
+        // The most frequent function characters of modern written Chinese.
+        let zh = ["的", "了", "是", "在", "和", "有", "不", "这"];
+        Self {
+            enabled: true,
+            min_doc_words: 50,
+            max_doc_words: 100_000,
+            min_avg_word_length: 3.0,
+            max_avg_word_length: 10.0,
+            max_symbol_word_ratio: 0.1,
+            max_bullet_lines_ratio: 0.9,
+            max_ellipsis_lines_ratio: 0.3,
+            max_non_alpha_words_ratio: 0.8,
+            min_stop_words: 2,
+            stop_words: BTreeMap::from([
+                ("en".to_owned(), en.iter().map(|s| s.to_string()).collect()),
+                ("zh".to_owned(), zh.iter().map(|s| s.to_string()).collect()),
+            ]),
+        }
+    }
+}
+
+/// datatrove's `PUNCTUATION_SET`: a word made only of these is a "symbol word".
+pub(crate) fn is_symbol_char(c: char) -> bool {
+    let u = c as u32;
+    (c.is_ascii_punctuation())
+        || matches!(u, 0..=8 | 11..=12 | 13..=31 | 127..=159)
+        || matches!(
+            c,
+            '«' | '´'
+                | '»'
+                | '–'
+                | '—'
+                | '’'
+                | '“'
+                | '”'
+                | '„'
+                | '…'
+                | '∶'
+                | '━'
+                | '►'
+                | '、'
+                | '。'
+                | '〈'
+                | '〉'
+                | '《'
+                | '》'
+                | '「'
+                | '」'
+                | '【'
+                | '】'
+                | '！'
+                | '％'
+                | '（'
+                | '）'
+                | '，'
+                | '．'
+                | '１'
+                | '：'
+                | '；'
+                | '？'
+                | '～'
+                | '｡'
+        )
+        || crate::words::is_terminal_punct(c)
+}
+
+pub struct GopherQuality {
+    cfg: GopherQualityConfig,
+    stop_words: BTreeMap<String, Vec<String>>,
+}
+
+impl GopherQuality {
+    pub fn new(cfg: GopherQualityConfig) -> Self {
+        let stop_words = cfg.stop_words.clone();
+        Self { cfg, stop_words }
+    }
+}
+
+impl Rule for GopherQuality {
+    fn name(&self) -> &'static str {
+        "gopher_quality"
+    }
+
+    fn check(&self, doc: &mut TextDoc) -> Verdict<'_> {
+        let c = &self.cfg;
+        let mode = doc.mode();
+        let ranges = doc.words().to_vec();
+        let text = doc.text();
+        let words: Vec<&str> = ranges.iter().map(|r| &text[r.clone()]).collect();
+        let n_words = words.len();
+        let non_symbol: Vec<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| w.chars().any(|ch| !is_symbol_char(ch)))
+            .collect();
+        let n = non_symbol.len() as u64;
+        if c.min_doc_words > 0 && n < c.min_doc_words {
+            return Verdict::Drop("gopher_short_doc");
+        }
+        if c.max_doc_words > 0 && n > c.max_doc_words {
+            return Verdict::Drop("gopher_long_doc");
+        }
+        if mode == WordMode::Spaced {
+            let avg = non_symbol.iter().map(|w| py_len(w)).sum::<usize>() as f64 / non_symbol.len().max(1) as f64;
+            if c.min_avg_word_length > 0.0 && avg < c.min_avg_word_length {
+                return Verdict::Drop("gopher_below_avg_threshold");
+            }
+            if c.max_avg_word_length > 0.0 && avg > c.max_avg_word_length {
+                return Verdict::Drop("gopher_above_avg_threshold");
+            }
+        }
+        let nw = n_words as f64;
+        if c.max_symbol_word_ratio > 0.0 && text.matches('#').count() as f64 / nw > c.max_symbol_word_ratio {
+            return Verdict::Drop("gopher_too_many_hashes");
+        }
+        let ellipses = text.matches("...").count() + text.matches('…').count();
+        if c.max_symbol_word_ratio > 0.0 && ellipses as f64 / nw > c.max_symbol_word_ratio {
+            return Verdict::Drop("gopher_too_many_ellipsis");
+        }
+        let lines = py_splitlines(text);
+        let n_lines = lines.len().max(1) as f64;
+        if c.max_bullet_lines_ratio > 0.0 {
+            let bullets = lines
+                .iter()
+                .filter(|l| {
+                    let t = l.trim_start_matches(py_space);
+                    t.starts_with('•') || t.starts_with('-')
+                })
+                .count();
+            if bullets as f64 / n_lines > c.max_bullet_lines_ratio {
+                return Verdict::Drop("gopher_too_many_bullets");
+            }
+        }
+        if c.max_ellipsis_lines_ratio > 0.0 {
+            let ends = lines
+                .iter()
+                .filter(|l| {
+                    let t = l.trim_end_matches(py_space);
+                    t.ends_with("...") || t.ends_with('…')
+                })
+                .count();
+            if ends as f64 / n_lines > c.max_ellipsis_lines_ratio {
+                return Verdict::Drop("gopher_too_many_end_ellipsis");
+            }
+        }
+        if c.max_non_alpha_words_ratio > 0.0 {
+            let alpha = words.iter().filter(|w| w.chars().any(char::is_alphabetic)).count();
+            if (alpha as f64 / nw) < c.max_non_alpha_words_ratio {
+                return Verdict::Drop("gopher_below_alpha_threshold");
+            }
+        }
+        if c.min_stop_words > 0 {
+            if let Some(stops) = self.stop_words.get(&doc.lang) {
+                // A handful of stop words: a linear scan beats hashing every word.
+                let found: HashSet<&str> = words.iter().copied().filter(|w| stops.iter().any(|s| s == w)).collect();
+                if (found.len() as u64) < c.min_stop_words {
+                    return Verdict::Drop("gopher_enough_stop_words");
+                }
+            }
+        }
+        Verdict::Keep
+    }
+}
