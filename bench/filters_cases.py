@@ -1,7 +1,7 @@
 """Replays the rule test cases of quality/tests/rules_real.rs through datatrove 0.10.1 and
 reports any case where datatrove's verdict differs from loam's.
 
-    LOAM_DUMP_RULE_CASES=/tmp/cases cargo test -p loam-quality --test rules_real
+    LOAM_DUMP_RULE_CASES=/tmp/cases cargo test -p loam-quality --test rules_real -- --test-threads=1
     python bench/filters_cases.py /tmp/cases       (in datatrove's venv)
 """
 import sys

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use loam_quality::{DocumentFilter, FilterConfig};
 
 use crate::error::{PipelineError, Result};
-use crate::ingest::par_map;
 use crate::schema::{Columns, DocumentReader, Signals};
-use crate::stage::{assign_by_size, committed_outputs, ShardId, ShardWriter, Stage};
+use crate::stage::{assign_by_size, committed_outputs, par_map, ShardId, ShardWriter, Stage};
 
 pub struct Filter {
     inputs: Vec<PathBuf>,

@@ -64,6 +64,25 @@ impl ShardId {
     }
 }
 
+/// Maps `items` to outcomes on up to `threads` threads, preserving order, so output is
+/// identical at any thread count.
+pub fn par_map<T: Sync, U: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    if threads <= 1 || items.len() < 2 {
+        return items.iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<U>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// Indices of the inputs (by byte size) that `shard` processes, in input order: largest
 /// first to the least-loaded shard, ties to the lower index — deterministic, so every
 /// worker of a fanned-out step computes the same split.
@@ -618,6 +637,12 @@ mod tests {
         let forced = run_shard(&Numbers(4), dir.path(), ShardId::new(0, 2)?, "fp2", true)?;
         assert!(matches!(forced, ShardOutcome::Done(_)));
         Ok(())
+    }
+
+    #[test]
+    fn par_map_keeps_order() {
+        let v: Vec<u32> = (0..1000).collect();
+        assert_eq!(par_map(&v, 4, |x| x * 2), par_map(&v, 1, |x| x * 2));
     }
 
     #[test]

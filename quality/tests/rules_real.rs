@@ -42,7 +42,8 @@ fn check(rule: &dyn Rule, text: &str) -> String {
     if let Ok(path) = std::env::var("LOAM_DUMP_RULE_CASES") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = write!(f, "{}\u{1e}{verdict}\u{1e}{text}\u{1d}", rule.name());
+            let record = format!("{}\u{1e}{verdict}\u{1e}{text}\u{1d}", rule.name());
+            let _ = f.write_all(record.as_bytes());
         }
     }
     verdict
@@ -109,6 +110,44 @@ fn gopher_quality_symbols_bullets_ellipses() {
 }
 
 #[test]
+fn gopher_quality_mean_word_length_and_ellipses() {
+    let g = GopherQuality::new(GopherQualityConfig::default());
+    let prose = sotu()[..10].join(" ");
+    assert_eq!(check(&g, &prose), "keep");
+    // Mean word length: the real words cut to their first two letters average under 3;
+    // glued in fours they average over 10.
+    let stubs: String = prose
+        .split_whitespace()
+        .map(|w| w.chars().take(2).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(check(&g, &stubs), "gopher_below_avg_threshold");
+    let words_only: Vec<&str> = prose
+        .split_whitespace()
+        .filter(|w| w.chars().all(char::is_alphabetic))
+        .collect();
+    let glued = words_only.chunks(4).map(|c| c.concat()).collect::<Vec<_>>().join(" ");
+    assert_eq!(check(&g, &glued), "gopher_above_avg_threshold");
+    // "..." per word: 1 in 12 words is under 0.1, 1 in 8 is over.
+    let ell = |every: usize| {
+        prose
+            .split_whitespace()
+            .enumerate()
+            .map(|(i, w)| {
+                if i % every == every - 1 {
+                    format!("{w}...")
+                } else {
+                    w.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(check(&g, &ell(12)), "keep");
+    assert_eq!(check(&g, &ell(6)), "gopher_too_many_ellipsis");
+}
+
+#[test]
 fn gopher_quality_alpha_ratio_and_case_sensitive_stop_words() {
     let g = GopherQuality::new(GopherQualityConfig::default());
     let para = moby()[..3].join("\n");
@@ -138,6 +177,15 @@ fn gopher_repetition_paragraphs_lines_ngrams() {
     let lines = |k: usize| format!("{}\n{}", paras[..7].join("\n"), vec!["Thank you."; k].join("\n"));
     assert_eq!(check(&r, &lines(3)), "keep");
     assert_eq!(check(&r, &lines(5)), "gopher_rep_dup_line_frac");
+    // A long passage quoted again further down: its repeated 5-grams cover over 15% of
+    // the characters, while no single paragraph or line repeats.
+    let quoted = format!(
+        "{}\n\n{} As was said: {}",
+        paras[..6].join("\n\n"),
+        paras[6],
+        paras[..2].join(" ")
+    );
+    assert_eq!(check(&r, &quoted), "gopher_rep_duplicated_5_n_grams");
     // A phrase hammered throughout: its 2-gram covers over 20% of the characters.
     let spam = paras[0]
         .split_whitespace()
@@ -175,6 +223,13 @@ fn c4_line_edits_and_document_drops() {
     ];
     assert_eq!(check(&c4, &s[..4].join(" ")), "c4_too_few_sentences");
     assert_eq!(check(&c4, &s.join(" ")), "keep");
+    // A line holding a "word" over 1,000 characters (a data blob) goes; the rest stays.
+    let mut doc = TextDoc::new(format!("{base}\nPayload: {} ends here.", "A".repeat(1001)), "en");
+    assert_eq!(c4.check(&mut doc), Verdict::Keep);
+    assert_eq!((doc.lines_removed, doc.text()), (1, base.as_str()));
+    let mut doc = TextDoc::new(format!("{base}\nPayload: {} ends here.", "A".repeat(1000)), "en");
+    assert_eq!(c4.check(&mut doc), Verdict::Keep);
+    assert_eq!(doc.lines_removed, 0, "exactly 1,000 characters is allowed");
     // Citation marks are stripped from kept lines.
     let mut doc = TextDoc::new(
         format!("{base}\nThe treaty was ratified in 1795.[12] It held for years.[citation needed]"),
@@ -209,7 +264,9 @@ fn fineweb_ratios() {
         check(&f, &format!("{}\nCall me Ishmael.\nIt was cold.\nThe end.", paras[0])),
         "fineweb_short_line_ratio"
     );
-    // One repeated line of prose is over 1% of characters.
+    // Repeated lines: a short repeated line under 1% of the characters passes; a
+    // repeated paragraph is over 1%.
+    assert_eq!(check(&f, &format!("{prose}\nThus it ends.\nThus it ends.")), "keep");
     assert_eq!(check(&f, &format!("{prose}\n{}", paras[1])), "fineweb_char_dup_ratio");
     // Newlines per word, with the other checks turned off to isolate it: prose passes,
     // one word per line does not.

@@ -4,10 +4,11 @@
 use serde_json::Value;
 
 use super::open::{read_capped_line, CappedLine, Opened};
-use super::{par_map, Decision, FileCtx, Outcome, CHUNK_BYTES, CHUNK_ITEMS};
+use super::{Decision, FileCtx, Outcome, CHUNK_BYTES, CHUNK_ITEMS};
 use crate::error::Result;
 use crate::fields::{parse_timestamp, registered_domain};
 use crate::schema::Document;
+use crate::stage::par_map;
 use crate::stage::ShardWriter;
 
 struct Line {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{PipelineError, Result};
 use crate::fields::dump_from_path;
 use crate::schema::Document;
-use crate::stage::{ShardId, ShardWriter, Stage};
+use crate::stage::{par_map, ShardId, ShardWriter, Stage};
 
 pub use extract::main_text;
 pub use open::Format;
@@ -246,25 +246,6 @@ impl Outcome {
             }
         }
     }
-}
-
-/// Maps `items` to outcomes on up to `threads` threads, preserving order, so output is
-/// identical at any thread count.
-pub fn par_map<T: Sync, U: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> U + Sync) -> Vec<U> {
-    if threads <= 1 || items.len() < 2 {
-        return items.iter().map(f).collect();
-    }
-    let per = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<U>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }
 
 /// Records are handed to the workers in chunks of this many, or this many bytes.
@@ -500,11 +481,5 @@ mod tests {
         assert_eq!(a, [0, 1, 3]);
         assert_eq!(b, [2, 4, 5]);
         Ok(())
-    }
-
-    #[test]
-    fn par_map_keeps_order() {
-        let v: Vec<u32> = (0..1000).collect();
-        assert_eq!(par_map(&v, 4, |x| x * 2), par_map(&v, 1, |x| x * 2));
     }
 }
