@@ -3,9 +3,7 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 /// Small batches so a shard of the demo corpus writes several before it ends.
 const BATCH_ROWS: &str = "8";
@@ -36,26 +34,9 @@ fn clean_run(out: &Path) {
 
 /// Starts ingest with a failpoint, waits until it is reached, SIGKILLs the process.
 fn kill_at(out: &Path, failpoint: &str) {
-    let mut child = loam()
-        .args(ingest_args(out))
-        .env("LOAM_BATCH_ROWS", BATCH_ROWS)
-        .env("LOAM_FAILPOINT", failpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut reached = false;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.expect("line");
-        if line.contains("failpoint") && line.contains("reached") {
-            reached = true;
-            break;
-        }
-    }
-    assert!(reached, "failpoint {failpoint} never reached");
-    child.kill().expect("SIGKILL"); // std's kill() sends SIGKILL on Unix
-    child.wait().expect("reaped");
+    let mut cmd = loam();
+    cmd.args(ingest_args(out)).env("LOAM_BATCH_ROWS", BATCH_ROWS);
+    kill_at_failpoint(cmd, failpoint);
 }
 
 #[test]

@@ -3,9 +3,7 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 fn filter_args(dir: &Path) -> Vec<String> {
     [
@@ -62,23 +60,11 @@ fn demo_filter_keeps_english_and_chinese_with_signals() -> TestResult {
 }
 
 fn kill_filter_at(dir: &Path, failpoint: &str) {
-    let mut child = loam()
-        .args(filter_args(dir))
+    let mut cmd = loam();
+    cmd.args(filter_args(dir))
         .args(["--threads", "1"])
-        .env("LOAM_BATCH_ROWS", "8")
-        .env("LOAM_FAILPOINT", failpoint)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let reached = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.contains("failpoint") && l.contains("reached"));
-    assert!(reached, "failpoint {failpoint} never reached");
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+        .env("LOAM_BATCH_ROWS", "8");
+    kill_at_failpoint(cmd, failpoint);
 }
 
 #[test]

@@ -165,3 +165,23 @@ pub fn demo_ingest(dir: &Path, extra: &[&str]) -> Output {
     args.extend_from_slice(extra);
     run(&args)
 }
+
+/// Runs `cmd` with `LOAM_FAILPOINT=point`, waits until the process says it reached it, and
+/// SIGKILLs it there (std's `kill` sends SIGKILL on Unix).
+pub fn kill_at_failpoint(mut cmd: Command, point: &str) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env("LOAM_FAILPOINT", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let reached = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("failpoint") && l.contains("reached"));
+    assert!(reached, "failpoint {point} never reached");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}
