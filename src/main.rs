@@ -234,6 +234,9 @@ fn filter_cmd(args: FilterArgs) -> Result<serde_json::Value> {
         )),
     };
     let shards = args.split.shards(cfg.shards)?;
+    if args.config.is_some() {
+        config::save(&cfg)?;
+    }
     let sum = filter_step(&cfg, &shards, &args.common)?;
     Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum]}))
 }
