@@ -5,6 +5,7 @@
 //! Exit codes: 0 done; 1 failed (bad input file, I/O, unbalanced ledger); 2 bad usage or
 //! configuration.
 mod config;
+mod dag;
 mod runner;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,22 @@ enum Command {
     Ingest(IngestArgs),
     /// Language id and the Gopher / C4 / FineWeb rules over what ingest kept.
     Filter(FilterArgs),
+    /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
+    Dag {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only `airflow` for now.
+        #[arg(long, default_value = "airflow", value_parser = ["airflow"])]
+        format: String,
+        /// The loam binary as the workers see it.
+        #[arg(long, default_value = "loam")]
+        binary: String,
+        /// DAG id (default: loam_<run dir name>).
+        #[arg(long)]
+        dag_id: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Check that every stage's documents in = kept + dropped, and print the table.
     Ledger {
         run_dir: PathBuf,
@@ -129,6 +146,28 @@ impl Split {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `loam dag` writes the DAG itself to stdout (`loam dag … > dags/corpus.py`).
+    if let Command::Dag {
+        config,
+        binary,
+        dag_id,
+        overrides,
+        ..
+    } = &cli.command
+    {
+        let rendered =
+            config::load(config, overrides).and_then(|cfg| dag::airflow(&cfg, config, binary, dag_id.as_deref()));
+        return match rendered {
+            Ok(py) => {
+                print!("{py}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 })
+            }
+        };
+    }
     match dispatch(cli) {
         Ok(line) => {
             println!("{line}");
@@ -159,6 +198,7 @@ fn dispatch(cli: Cli) -> Result<serde_json::Value> {
         }
         Command::Ingest(args) => ingest_cmd(args),
         Command::Filter(args) => filter_cmd(args),
+        Command::Dag { .. } => unreachable!("handled in main"),
         Command::Ledger { run_dir, json } => {
             let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
             eprint!("{}", ledger.table());

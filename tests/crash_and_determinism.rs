@@ -160,3 +160,63 @@ fn ledger_fails_on_tampered_or_missing_shards() -> TestResult {
     assert!(stderr(&o).contains("shards not committed: 2"), "{}", stderr(&o));
     Ok(())
 }
+
+#[test]
+fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
+    let o = run(&[
+        "dag",
+        "--config",
+        "configs/demo.toml",
+        "--format",
+        "airflow",
+        "--binary",
+        "/opt/loam/bin/loam",
+    ]);
+    ok(&o);
+    let py = String::from_utf8(o.stdout)?;
+    assert!(py.contains("LOAM = \"/opt/loam/bin/loam\""), "{py}");
+    assert!(py.contains("SHARDS = 4"));
+    assert!(py.contains("{LOAM} ingest --config '{CONFIG}' --shard {i} --of {SHARDS}"));
+    assert!(
+        py.contains("t.set_upstream(ingest_tasks)"),
+        "filter waits for every ingest shard"
+    );
+    assert!(py.contains("ledger.set_upstream(filter_tasks)"));
+    // Run it against a minimal stand-in for Airflow's DAG and BashOperator (Airflow itself
+    // is not installed here) and check the task graph.
+    let tmp = tempfile::tempdir()?;
+    std::fs::create_dir_all(tmp.path().join("airflow/operators"))?;
+    std::fs::write(
+        tmp.path().join("airflow/__init__.py"),
+        "class DAG:\n    def __init__(self, **kw): self.kw = kw\n    def __enter__(self): return self\n    def __exit__(self, *a): return False\n",
+    )?;
+    std::fs::write(tmp.path().join("airflow/operators/__init__.py"), "")?;
+    std::fs::write(
+        tmp.path().join("airflow/operators/bash.py"),
+        "TASKS = {}\nclass BashOperator:\n    def __init__(self, task_id, bash_command, **kw):\n        self.task_id, self.cmd, self.up = task_id, bash_command, set()\n        TASKS[task_id] = self\n    def set_upstream(self, ts):\n        self.up |= {t.task_id for t in ts}\n",
+    )?;
+    std::fs::write(tmp.path().join("loam_demo.py"), &py)?;
+    let driver = "import json, runpy; runpy.run_path('loam_demo.py'); from airflow.operators.bash import TASKS; print(json.dumps({k: [v.cmd, sorted(v.up)] for k, v in TASKS.items()}))";
+    let c = std::process::Command::new("python3")
+        .current_dir(tmp.path())
+        .env("PYTHONPATH", tmp.path())
+        .args(["-c", driver])
+        .output()?;
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let tasks: serde_json::Value = serde_json::from_slice(&c.stdout)?;
+    let tasks = tasks.as_object().ok_or("tasks")?;
+    assert_eq!(tasks.len(), 4 + 4 + 1);
+    let ingest: Vec<&String> = tasks.keys().filter(|k| k.starts_with("ingest_")).collect();
+    assert_eq!(tasks["filter_00002_of_00004"][1].as_array().map(Vec::len), Some(4));
+    assert!(ingest
+        .iter()
+        .all(|k| tasks[k.as_str()][1].as_array().is_some_and(Vec::is_empty)));
+    assert_eq!(
+        tasks["filter_00002_of_00004"][0],
+        "/opt/loam/bin/loam filter --config '".to_owned()
+            + &repo().join("configs/demo.toml").canonicalize()?.display().to_string()
+            + "' --shard 2 --of 4"
+    );
+    assert_eq!(tasks["ledger"][1].as_array().map(Vec::len), Some(4));
+    Ok(())
+}
