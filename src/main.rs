@@ -146,44 +146,37 @@ impl Split {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `loam dag` writes the DAG itself to stdout (`loam dag … > dags/corpus.py`).
-    if let Command::Dag {
-        config,
-        binary,
-        dag_id,
-        overrides,
-        ..
-    } = &cli.command
-    {
-        let rendered =
-            config::load(config, overrides).and_then(|cfg| dag::airflow(&cfg, config, binary, dag_id.as_deref()));
-        return match rendered {
-            Ok(py) => {
-                print!("{py}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 })
-            }
-        };
-    }
+    let raw_output = matches!(cli.command, Command::Dag { .. });
     match dispatch(cli) {
-        Ok(line) => {
+        Ok(Output::Line(line)) => {
             println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Ok(Output::Text(text)) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
             let usage = e.downcast_ref::<UsageError>().is_some()
                 || matches!(e.downcast_ref::<PipelineError>(), Some(PipelineError::Config(_)));
             eprintln!("error: {e:#}");
-            println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+            // `loam dag > file` must not leave a JSON line in the file.
+            if !raw_output {
+                println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+            }
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
 
-fn dispatch(cli: Cli) -> Result<serde_json::Value> {
+/// What a subcommand prints on stdout: the one JSON result line, or (for `loam dag`) a
+/// document meant to be redirected to a file.
+enum Output {
+    Line(serde_json::Value),
+    Text(String),
+}
+
+fn dispatch(cli: Cli) -> Result<Output> {
     match cli.command {
         Command::Run {
             config,
@@ -194,11 +187,20 @@ fn dispatch(cli: Cli) -> Result<serde_json::Value> {
             if let Some(d) = run_dir {
                 cfg.run_dir = config::normalize(&d);
             }
-            run_all(&cfg, &common)
+            run_all(&cfg, &common).map(Output::Line)
         }
-        Command::Ingest(args) => ingest_cmd(args),
-        Command::Filter(args) => filter_cmd(args),
-        Command::Dag { .. } => unreachable!("handled in main"),
+        Command::Ingest(args) => ingest_cmd(args).map(Output::Line),
+        Command::Filter(args) => filter_cmd(args).map(Output::Line),
+        Command::Dag {
+            config,
+            binary,
+            dag_id,
+            overrides,
+            ..
+        } => {
+            let cfg = config::load(&config, &overrides)?;
+            dag::airflow(&cfg, &config, &binary, dag_id.as_deref()).map(Output::Text)
+        }
         Command::Ledger { run_dir, json } => {
             let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
             eprint!("{}", ledger.table());
@@ -208,7 +210,9 @@ fn dispatch(cli: Cli) -> Result<serde_json::Value> {
             if !ledger.balanced() {
                 anyhow::bail!("ledger of {} does not balance (see the table above)", run_dir.display());
             }
-            Ok(serde_json::json!({"ok": true, "run_dir": run_dir, "ledger": "balanced"}))
+            Ok(Output::Line(
+                serde_json::json!({"ok": true, "run_dir": run_dir, "ledger": "balanced"}),
+            ))
         }
     }
 }
