@@ -289,18 +289,11 @@ fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
     config::save(cfg)?;
     let shards = all_shards(cfg.shards)?;
     let mut stages = Vec::new();
-    let sum = ingest_step(cfg, &shards, common)?;
-    eprintln!(
-        "ingest: {} documents in, {} kept, {} dropped ({} shards run, {} already committed) -> {}",
-        sum.docs_in, sum.kept, sum.dropped, sum.shards_run, sum.shards_already_done, sum.output
-    );
-    stages.push(sum);
-    let sum = filter_step(cfg, &shards, common)?;
-    eprintln!(
-        "filter: {} documents in, {} kept, {} dropped ({} shards run, {} already committed) -> {}",
-        sum.docs_in, sum.kept, sum.dropped, sum.shards_run, sum.shards_already_done, sum.output
-    );
-    stages.push(sum);
+    for step in [ingest_step, filter_step] {
+        let sum = step(cfg, &shards, common)?;
+        eprintln!("{sum}");
+        stages.push(sum);
+    }
     let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
     eprint!("{}", ledger.table());
     if !ledger.balanced() {

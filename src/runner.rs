@@ -23,6 +23,16 @@ pub struct StageSummary {
     pub dropped: u64,
 }
 
+impl std::fmt::Display for StageSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} documents in, {} kept, {} dropped ({} shards run, {} already committed) -> {}",
+            self.stage, self.docs_in, self.kept, self.dropped, self.shards_run, self.shards_already_done, self.output
+        )
+    }
+}
+
 /// Splits `threads` between parallel shards and threads inside each shard.
 pub fn split_threads(threads: usize, shards: usize) -> (usize, usize) {
     let parallel = threads.clamp(1, shards.max(1));

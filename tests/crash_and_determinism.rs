@@ -61,11 +61,7 @@ fn killed_ingest_reruns_to_the_same_bytes() -> TestResult {
             .output()?;
         ok(&o);
         let got = output_bytes(&dir.join("ingest"));
-        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&got), names(&want), "files after kill at {point} and rerun");
-        for ((p, a), (_, b)) in got.iter().zip(&want) {
-            assert!(a == b, "{p} differs after kill at {point} and rerun");
-        }
+        assert_same_outputs(&got, &want, &format!("after kill at {point} and rerun"));
         ledger_ok(&dir);
     }
     Ok(())
@@ -83,11 +79,7 @@ fn one_and_four_threads_write_identical_bytes() -> TestResult {
             ok(&o);
             outs.push(output_bytes(&dir.join("ingest")));
         }
-        assert_eq!(outs[0].len(), outs[1].len());
-        for ((p, a), (q, b)) in outs[0].iter().zip(&outs[1]) {
-            assert_eq!(p, q);
-            assert!(a == b, "{p} differs between 1 and 4 threads (--of {of})");
-        }
+        assert_same_outputs(&outs[0], &outs[1], &format!("between 1 and 4 threads (--of {of})"));
     }
     Ok(())
 }

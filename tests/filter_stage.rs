@@ -90,11 +90,7 @@ fn killed_filter_reruns_to_the_same_bytes() -> TestResult {
             .output()?;
         ok(&o);
         let got = output_bytes(&dir.join("filter"));
-        assert_eq!(got.len(), want.len(), "files after kill at {point}");
-        for ((p, a), (q, b)) in got.iter().zip(&want) {
-            assert_eq!(p, q);
-            assert!(a == b, "{p} differs after kill at {point} and rerun");
-        }
+        assert_same_outputs(&got, &want, &format!("after kill at {point} and rerun"));
         ledger_ok(&dir);
     }
     Ok(())
@@ -115,10 +111,7 @@ fn filter_output_is_identical_at_1_and_4_threads() -> TestResult {
             ok(&o);
             outs.push(output_bytes(&dir.join("filter")));
         }
-        assert_eq!(
-            outs[0], outs[1],
-            "filter output differs between 1 and 4 threads (--of {of})"
-        );
+        assert_same_outputs(&outs[0], &outs[1], &format!("between 1 and 4 threads (--of {of})"));
     }
     Ok(())
 }

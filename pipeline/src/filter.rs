@@ -8,7 +8,9 @@ use loam_quality::{DocumentFilter, FilterConfig};
 
 use crate::error::{PipelineError, Result};
 use crate::schema::{Columns, DocumentReader, Signals};
-use crate::stage::{assign_by_size, committed_outputs, par_map, ShardId, ShardWriter, Stage};
+use std::collections::BTreeMap;
+
+use crate::stage::{assign_by_size, committed_outputs, file_sizes, fingerprint, par_map, ShardId, ShardWriter, Stage};
 
 pub struct Filter {
     inputs: Vec<PathBuf>,
@@ -22,14 +24,7 @@ impl Filter {
     /// Reads the committed output of `upstream` (a stage folder, normally `<run>/ingest`).
     pub fn new(upstream: &Path, cfg: FilterConfig, threads: usize) -> Result<Self> {
         let (inputs, upstream_fp) = committed_outputs(upstream, "filter")?;
-        let sizes = inputs
-            .iter()
-            .map(|p| {
-                std::fs::metadata(p)
-                    .map(|m| m.len())
-                    .map_err(|e| PipelineError::io(p, e))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let sizes = file_sizes(inputs.iter().map(PathBuf::as_path))?;
         let model_size = std::fs::metadata(&cfg.lid_model).map(|m| m.len()).unwrap_or(0);
         let blocklist = cfg
             .blocklist
@@ -43,7 +38,7 @@ impl Filter {
             "lid_model_bytes": model_size,
             "blocklist": format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&blocklist)),
         });
-        let fingerprint = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.to_string().as_bytes()));
+        let fingerprint = fingerprint(&key);
         let filter = DocumentFilter::new(cfg).map_err(|e| PipelineError::Config(e.to_string()))?;
         Ok(Self {
             inputs,
@@ -69,35 +64,46 @@ impl Stage for Filter {
     }
 
     fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()> {
+        // Per-language kept counts, gathered here and written once per shard.
+        let mut kept_by_language: BTreeMap<String, u64> = BTreeMap::new();
         for i in assign_by_size(&self.sizes, shard) {
             for batch in DocumentReader::open(&self.inputs[i])? {
                 let docs = batch?;
                 let outcomes = par_map(&docs, self.threads, |d| self.filter.apply(&d.text, d.url.as_deref()));
                 for (mut doc, o) in docs.into_iter().zip(outcomes) {
                     out.record_in(doc.text.len() as u64);
-                    doc.signals = Signals {
-                        language: Some(o.language.clone()),
-                        language_score: Some(o.language_score),
-                        c4_lines_removed: Some(o.lines_removed),
-                        edited: Some(o.edited),
-                    };
-                    match o.result {
+                    let verdict = match o.result {
                         Ok(text) => {
                             if o.edited {
                                 out.count("edited", 1);
                                 out.count("c4_lines_removed", u64::from(o.lines_removed));
                             }
-                            out.count(&format!("kept_language_{}", o.language), 1);
+                            match kept_by_language.get_mut(&o.language) {
+                                Some(n) => *n += 1,
+                                None => {
+                                    kept_by_language.insert(o.language.clone(), 1);
+                                }
+                            }
                             doc.text = text;
-                            out.keep(&doc)?;
+                            Ok(())
                         }
-                        Err(reason) => {
-                            let detail = format!("language {} ({:.3})", o.language, o.language_score);
-                            out.drop_doc(&doc, &reason, Some(&detail))?;
-                        }
+                        Err(reason) => Err((reason, format!("language {} ({:.3})", o.language, o.language_score))),
+                    };
+                    doc.signals = Signals {
+                        language: Some(o.language),
+                        language_score: Some(o.language_score),
+                        c4_lines_removed: Some(o.lines_removed),
+                        edited: Some(o.edited),
+                    };
+                    match verdict {
+                        Ok(()) => out.keep(&doc)?,
+                        Err((reason, detail)) => out.drop_doc(&doc, &reason, Some(&detail))?,
                     }
                 }
             }
+        }
+        for (language, n) in kept_by_language {
+            out.count(&format!("kept_language_{language}"), n);
         }
         Ok(())
     }

@@ -91,11 +91,6 @@ impl Columns {
     }
 }
 
-/// Schema of documents as ingest writes them.
-pub fn documents_schema() -> SchemaRef {
-    Columns::Ingest.schema(false)
-}
-
 /// Accumulates documents column by column; [`finish`](Self::finish) yields a batch.
 pub struct DocBatchBuilder {
     columns: Columns,

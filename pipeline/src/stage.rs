@@ -123,11 +123,7 @@ pub fn committed_outputs(stage_dir: &Path, needed_by: &str) -> Result<(Vec<PathB
     let Some(first) = markers.first() else {
         return Err(not_ready("it has no committed shard".into()));
     };
-    let stem = first
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let of: usize = stem.rsplit("-of-").next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let of = file_name(first).as_deref().and_then(split_of).unwrap_or(0);
     if markers.len() != of {
         return Err(not_ready(format!(
             "only {} of its {of} shards are committed",
@@ -137,14 +133,44 @@ pub fn committed_outputs(stage_dir: &Path, needed_by: &str) -> Result<(Vec<PathB
     let mut files = Vec::new();
     let mut fingerprints = String::new();
     for m in &markers {
-        let stem = m
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let stem = file_name(m).unwrap_or_default();
         fingerprints.push_str(&fs::read_to_string(m).map_err(|e| PipelineError::io(m, e))?);
         files.push(stage_dir.join(format!("{stem}.parquet")));
     }
     Ok((files, fingerprints))
+}
+
+fn file_name(p: &Path) -> Option<String> {
+    p.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// The shard count `n` of a `part-XXXXX-of-n` name.
+fn split_of(name: &str) -> Option<usize> {
+    name.rsplit("-of-").next().and_then(|s| s.parse().ok())
+}
+
+/// Sizes of `paths` in bytes, naming the file that cannot be read.
+pub fn file_sizes<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<Vec<u64>> {
+    paths
+        .into_iter()
+        .map(|p| fs::metadata(p).map(|m| m.len()).map_err(|e| PipelineError::io(p, e)))
+        .collect()
+}
+
+/// A stage's configuration fingerprint: 128-bit xxh3 of the JSON key, in hex.
+pub fn fingerprint(key: &serde_json::Value) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.to_string().as_bytes()))
+}
+
+/// Adds `n` under `key` without allocating when the key is already there (every
+/// document passes through here).
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_owned(), n);
+        }
+    }
 }
 
 /// A pipeline step. Implementations read their share of the input and report every
@@ -160,7 +186,7 @@ pub trait Stage: Sync {
     }
 }
 
-/// What a shard did, as written to `stats/<stem>.json`.
+/// What a shard did, as written to `_stats/<stem>.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ShardStats {
@@ -206,7 +232,7 @@ fn batch_rows() -> usize {
         .filter(|&n| n > 0)
         .unwrap_or(BATCH_ROWS)
 }
-/// zstd level 1: half the CPU of level 3 on web text for ~10% larger files
+/// zstd level 1: two thirds of the CPU of level 3 on web text for 15% larger files
 /// (bench/ingest.sh, BENCHMARKS.md); stage outputs are intermediate, read once or twice.
 const ZSTD_LEVEL: i32 = 1;
 /// A row group is closed early past this many buffered bytes, to bound memory.
@@ -327,7 +353,7 @@ impl ShardWriter {
 
     /// Drops a document with a named reason; it goes to the dropped side output.
     pub fn drop_doc(&mut self, doc: &Document, reason: &str, detail: Option<&str>) -> Result<()> {
-        *self.stats.dropped.entry(reason.to_owned()).or_default() += 1;
+        bump(&mut self.stats.dropped, reason, 1);
         self.dropped.buf.push_dropped(doc, reason, detail);
         self.dropped.maybe_flush()?;
         Ok(())
@@ -335,7 +361,7 @@ impl ShardWriter {
 
     /// Drops a record that is not a document (e.g. a WARC `request`): counted, not written.
     pub fn drop_record(&mut self, reason: &str) {
-        *self.stats.dropped.entry(reason.to_owned()).or_default() += 1;
+        bump(&mut self.stats.dropped, reason, 1);
     }
 
     /// Current value of a stage-specific counter.
@@ -345,7 +371,7 @@ impl ShardWriter {
 
     /// Adds to a stage-specific counter.
     pub fn count(&mut self, counter: &str, n: u64) {
-        *self.stats.counters.entry(counter.to_owned()).or_default() += n;
+        bump(&mut self.stats.counters, counter, n);
     }
 
     /// Records a warning in the stats (the first [`MAX_WARNINGS`]) and on stderr.
@@ -465,7 +491,7 @@ fn check_split(stage_dir: &Path, shard: ShardId) -> Result<()> {
         if name.starts_with('.') {
             continue;
         }
-        if let Some(of) = name.rsplit("-of-").next().and_then(|s| s.parse::<usize>().ok()) {
+        if let Some(of) = split_of(&name) {
             if of != shard.of() {
                 return Err(PipelineError::SplitChanged {
                     dir: stage_dir.to_owned(),

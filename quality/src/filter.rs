@@ -98,15 +98,6 @@ impl DocumentFilter {
         })
     }
 
-    pub fn config(&self) -> &FilterConfig {
-        &self.cfg
-    }
-
-    /// Language of `text` as the filter sees it.
-    pub fn language(&self, text: &str) -> (String, f32) {
-        self.lid.predict(text)
-    }
-
     /// Runs every check on one document.
     pub fn apply(&self, text: &str, url: Option<&str>) -> FilterOutcome {
         let (language, language_score) = self.lid.predict(text);

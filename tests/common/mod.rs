@@ -153,6 +153,16 @@ pub fn output_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Asserts two [`output_bytes`] listings hold the same files with the same bytes, naming
+/// the first file that differs (a full byte dump would drown the message).
+pub fn assert_same_outputs(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)], context: &str) {
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(names(got), names(want), "files {context}");
+    for ((p, a), (_, b)) in got.iter().zip(want) {
+        assert!(a == b, "{p} differs {context}");
+    }
+}
+
 pub fn ledger_ok(run_dir: &Path) {
     let o = run(&["ledger", run_dir.to_str().expect("utf-8 path")]);
     assert!(o.status.success(), "ledger does not balance:\n{}", stderr(&o));

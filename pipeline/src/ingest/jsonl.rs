@@ -3,7 +3,7 @@
 //! `timestamp` are read as dates too).
 use serde_json::Value;
 
-use super::open::{read_capped_line, CappedLine, Opened};
+use super::open::{read_capped_line, stream_reason, CappedLine, Opened};
 use super::{Decision, FileCtx, Outcome, CHUNK_BYTES, CHUNK_ITEMS};
 use crate::error::Result;
 use crate::fields::{parse_timestamp, registered_domain};
@@ -22,6 +22,12 @@ pub(crate) fn ingest(ctx: &FileCtx<'_>, dump: Option<String>, opened: Opened, ou
     let mut r = opened.reader;
     let cap = ctx.max_record_bytes as usize;
     let (mut pos, mut number) = (0u64, 0u64);
+    let apply = |chunk: &[Line], out: &mut ShardWriter| -> Result<()> {
+        for o in par_map(chunk, ctx.threads, |l| line_outcome(ctx, dump.as_deref(), l)) {
+            o?.apply(out)?;
+        }
+        Ok(())
+    };
     loop {
         let mut chunk = Vec::new();
         let mut bytes = 0;
@@ -45,28 +51,19 @@ pub(crate) fn ingest(ctx: &FileCtx<'_>, dump: Option<String>, opened: Opened, ou
                 Err(e) => {
                     // The stream broke (truncated or corrupt gzip): what was read is kept, the
                     // rest of the file is quarantined as one record.
-                    for o in par_map(&chunk, ctx.threads, |l| line_outcome(ctx, dump.as_deref(), l)) {
-                        o?.apply(out)?;
-                    }
+                    apply(&chunk, out)?;
                     out.record_in(0);
                     let detail = format!("{} @ line {}, byte {pos}: stream unreadable: {e}", ctx.name, number + 1);
                     out.warn(format!("quarantined rest of file: {detail}"));
                     let doc = quarantine_doc(ctx, dump.as_deref().unwrap_or("unknown"), number + 1);
-                    let reason = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        "truncated_record"
-                    } else {
-                        "corrupt_input"
-                    };
-                    return out.drop_doc(&doc, reason, Some(&detail));
+                    return out.drop_doc(&doc, stream_reason(&e), Some(&detail));
                 }
             }
         }
         if chunk.is_empty() {
             return Ok(());
         }
-        for o in par_map(&chunk, ctx.threads, |l| line_outcome(ctx, dump.as_deref(), l)) {
-            o?.apply(out)?;
-        }
+        apply(&chunk, out)?;
     }
 }
 

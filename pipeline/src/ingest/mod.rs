@@ -105,14 +105,7 @@ impl Ingest {
                 "ingest has no input files; list some under [[dumps]] inputs".into(),
             ));
         }
-        let sizes = inputs
-            .iter()
-            .map(|i| {
-                std::fs::metadata(&i.path)
-                    .map(|m| m.len())
-                    .map_err(|e| PipelineError::io(&i.path, e))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let sizes = crate::stage::file_sizes(inputs.iter().map(|i| i.path.as_path()))?;
         Ok(Self {
             inputs,
             sizes,
@@ -134,7 +127,7 @@ impl Ingest {
                 .map(|(i, size)| serde_json::json!([i.name, i.dump, i.format, size]))
                 .collect::<Vec<_>>(),
         });
-        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.to_string().as_bytes()))
+        crate::stage::fingerprint(&key)
     }
 
     /// Indices of the files shard `shard` reads, in input order.

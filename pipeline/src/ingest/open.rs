@@ -143,6 +143,15 @@ pub fn open_stream(path: &Path, gzip: bool) -> Result<Opened> {
     Ok(Opened { gzip, reader, raw })
 }
 
+/// Ledger reason for a stream that broke mid-file: cut short, or undecodable.
+pub fn stream_reason(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        "truncated_record"
+    } else {
+        "corrupt_input"
+    }
+}
+
 /// One line read under a cap.
 pub enum CappedLine {
     Eof,

@@ -7,7 +7,7 @@
 //! whole file). Bad records come out as [`WarcItem::Bad`], never as a panic.
 use std::io::{self, BufRead, Read};
 
-use super::open::{read_capped_line, CappedLine as Line};
+use super::open::{read_capped_line, stream_reason, CappedLine as Line};
 
 /// Longest header block accepted; real WARC headers are well under 4 KB.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -84,14 +84,9 @@ impl<R: BufRead> WarcReader<R> {
 
     fn stream_error(&mut self, offset: u64, e: &io::Error) -> WarcItem {
         self.done = true;
-        let reason = if e.kind() == io::ErrorKind::UnexpectedEof {
-            "truncated_record"
-        } else {
-            "corrupt_input"
-        };
         WarcItem::Bad(BadRecord {
             offset,
-            reason,
+            reason: stream_reason(e),
             detail: format!("stream unreadable from byte {}: {e}", self.pos),
             record_id: None,
             url: None,

@@ -103,8 +103,7 @@ impl Rule for C4Quality {
         let mode = doc.mode();
         // Tokens never span lines, so each line's tokens are a run of the document's:
         // one split serves every line (a line whose citations are stripped is re-split).
-        let spans = doc.words().to_vec();
-        let text = doc.text();
+        let (text, spans) = doc.text_and_words();
         let base = text.as_ptr() as usize;
         let mut sentences = 0u64;
         let mut kept_words = 0usize;

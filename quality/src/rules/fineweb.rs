@@ -7,7 +7,7 @@
 //! the Gopher and C4 rules let through.
 use serde::{Deserialize, Serialize};
 
-use super::{find_duplicates, py_len, Rule, TextDoc, Verdict};
+use super::{find_duplicates, py_len, share, Rule, TextDoc, Verdict};
 use crate::words::is_terminal_punct;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,16 +62,11 @@ impl Rule for FineWebQuality {
         if lines.is_empty() {
             return Verdict::Drop("fineweb_empty");
         }
-        let n = lines.len() as f64;
-        let punct = lines
-            .iter()
-            .filter(|l| l.chars().next_back().is_some_and(is_terminal_punct))
-            .count() as f64
-            / n;
+        let punct = share(&lines, |l| l.chars().next_back().is_some_and(is_terminal_punct));
         if punct < c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
             return Verdict::Drop("fineweb_line_punct_ratio");
         }
-        let short = lines.iter().filter(|l| py_len(l) <= c.short_line_length).count() as f64 / n;
+        let short = share(&lines, |l| py_len(l) <= c.short_line_length);
         if short > c.short_line_thr {
             return Verdict::Drop("fineweb_short_line_ratio");
         }

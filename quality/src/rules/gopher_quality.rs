@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{py_len, py_space, py_splitlines, Rule, TextDoc, Verdict};
+use super::{py_len, py_space, py_splitlines, share, Rule, TextDoc, Verdict};
 use crate::words::WordMode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,13 +103,11 @@ pub(crate) fn is_symbol_char(c: char) -> bool {
 
 pub struct GopherQuality {
     cfg: GopherQualityConfig,
-    stop_words: BTreeMap<String, Vec<String>>,
 }
 
 impl GopherQuality {
     pub fn new(cfg: GopherQualityConfig) -> Self {
-        let stop_words = cfg.stop_words.clone();
-        Self { cfg, stop_words }
+        Self { cfg }
     }
 }
 
@@ -121,8 +119,8 @@ impl Rule for GopherQuality {
     fn check(&self, doc: &mut TextDoc) -> Verdict<'_> {
         let c = &self.cfg;
         let mode = doc.mode();
-        let ranges = doc.words().to_vec();
-        let text = doc.text();
+        let lang = doc.lang.clone();
+        let (text, ranges) = doc.text_and_words();
         let words: Vec<&str> = ranges.iter().map(|r| &text[r.clone()]).collect();
         let n_words = words.len();
         let non_symbol: Vec<&str> = words
@@ -155,30 +153,19 @@ impl Rule for GopherQuality {
             return Verdict::Drop("gopher_too_many_ellipsis");
         }
         let lines = py_splitlines(text);
-        let n_lines = lines.len().max(1) as f64;
-        if c.max_bullet_lines_ratio > 0.0 {
-            let bullets = lines
-                .iter()
-                .filter(|l| {
-                    let t = l.trim_start_matches(py_space);
-                    t.starts_with('•') || t.starts_with('-')
-                })
-                .count();
-            if bullets as f64 / n_lines > c.max_bullet_lines_ratio {
-                return Verdict::Drop("gopher_too_many_bullets");
-            }
+        let bullet = |l: &&str| {
+            let t = l.trim_start_matches(py_space);
+            t.starts_with('•') || t.starts_with('-')
+        };
+        if c.max_bullet_lines_ratio > 0.0 && share(&lines, bullet) > c.max_bullet_lines_ratio {
+            return Verdict::Drop("gopher_too_many_bullets");
         }
-        if c.max_ellipsis_lines_ratio > 0.0 {
-            let ends = lines
-                .iter()
-                .filter(|l| {
-                    let t = l.trim_end_matches(py_space);
-                    t.ends_with("...") || t.ends_with('…')
-                })
-                .count();
-            if ends as f64 / n_lines > c.max_ellipsis_lines_ratio {
-                return Verdict::Drop("gopher_too_many_end_ellipsis");
-            }
+        let ellipsis_end = |l: &&str| {
+            let t = l.trim_end_matches(py_space);
+            t.ends_with("...") || t.ends_with('…')
+        };
+        if c.max_ellipsis_lines_ratio > 0.0 && share(&lines, ellipsis_end) > c.max_ellipsis_lines_ratio {
+            return Verdict::Drop("gopher_too_many_end_ellipsis");
         }
         if c.max_non_alpha_words_ratio > 0.0 {
             let alpha = words.iter().filter(|w| w.chars().any(char::is_alphabetic)).count();
@@ -187,7 +174,7 @@ impl Rule for GopherQuality {
             }
         }
         if c.min_stop_words > 0 {
-            if let Some(stops) = self.stop_words.get(&doc.lang) {
+            if let Some(stops) = c.stop_words.get(&lang) {
                 // A handful of stop words: a linear scan beats hashing every word.
                 let found: HashSet<&str> = words.iter().copied().filter(|w| stops.iter().any(|s| s == w)).collect();
                 if (found.len() as u64) < c.min_stop_words {

@@ -232,8 +232,7 @@ impl Rule for GopherRepetition {
             return Verdict::Drop("gopher_rep_empty");
         }
         let doc_mode = doc.mode();
-        let ranges = doc.words().to_vec();
-        let text = doc.text();
+        let (text, ranges) = doc.text_and_words();
         let text_len = py_len(text) as f64;
         let paragraphs = split_newline_runs(text.trim_matches(super::py_space), 2);
         let (dup, chars) = find_duplicates(paragraphs.iter().copied());

@@ -60,10 +60,14 @@ impl TextDoc {
     }
     /// Word spans, computed once per text version.
     pub fn words(&mut self) -> &[Range<usize>] {
+        self.text_and_words().1
+    }
+    /// The text and its word spans, borrowed together (rules need both at once).
+    pub fn text_and_words(&mut self) -> (&str, &[Range<usize>]) {
         if self.words.is_none() {
             self.words = Some(words(&self.text, self.mode));
         }
-        self.words.as_deref().unwrap_or_default()
+        (&self.text, self.words.as_deref().unwrap_or_default())
     }
     /// Number of words of the current text.
     pub fn word_count(&mut self) -> usize {
@@ -133,6 +137,11 @@ pub(crate) fn py_splitlines(s: &str) -> Vec<&str> {
 /// Python's `str.isspace()` per character.
 pub(crate) fn py_space(c: char) -> bool {
     c.is_whitespace() || matches!(c, '\x1c'..='\x1f')
+}
+
+/// Share of `items` for which `pred` holds (0 for none).
+pub(crate) fn share<T>(items: &[T], pred: impl Fn(&T) -> bool) -> f64 {
+    items.iter().filter(|x| pred(x)).count() as f64 / items.len().max(1) as f64
 }
 
 /// datatrove's `find_duplicates`: (repeated elements, characters in repeated elements).
