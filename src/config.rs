@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use loam_pipeline::dedup::DedupConfig;
 use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
 use loam_pipeline::FilterConfig;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,8 @@ struct RawConfig {
     ingest: IngestConfig,
     #[serde(default)]
     filter: FilterConfig,
+    #[serde(default)]
+    dedup: DedupConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +67,7 @@ pub struct Resolved {
     pub inputs: Vec<InputFile>,
     pub ingest: IngestConfig,
     pub filter: FilterConfig,
+    pub dedup: DedupConfig,
 }
 
 /// Usage or configuration mistakes: the binary exits with status 2 for these.
@@ -107,6 +111,7 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
         }],
         ingest: IngestConfig::default(),
         filter: FilterConfig::default(),
+        dedup: DedupConfig::default(),
     };
     resolve(raw, Path::new(""))
 }
@@ -121,7 +126,23 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         inputs: Vec::new(),
         ingest: IngestConfig::default(),
         filter: FilterConfig::default(),
+        dedup: DedupConfig::default(),
     }
+}
+
+/// `[dedup]` settings from `--set dedup.key=value` flags alone (with `--run DIR`).
+pub fn dedup_overrides(overrides: &[String]) -> Result<DedupConfig> {
+    let mut table = toml::Table::new();
+    for o in overrides {
+        if !o.trim_start().starts_with("dedup.") {
+            bail!(usage(format!("--set {o}: with --run only dedup.* settings apply")));
+        }
+        apply_override(&mut table, o)?;
+    }
+    let raw = table.remove("dedup").unwrap_or(toml::Value::Table(toml::Table::new()));
+    let cfg: DedupConfig = raw.try_into().map_err(|e| usage(format!("--set dedup.*: {e}")))?;
+    cfg.validate().map_err(|e| usage(e.to_string()))?;
+    Ok(cfg)
 }
 
 fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
@@ -163,11 +184,15 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
             }
         }
     }
+    raw.dedup.validate().map_err(|e| usage(e.to_string()))?;
+    let mut dedup = raw.dedup;
+    dedup.previous_index = dedup.previous_index.iter().map(|p| normalize(&base.join(p))).collect();
     let mut filter = raw.filter;
     filter.lid_model = normalize(&base.join(&filter.lid_model));
     filter.blocklist = filter.blocklist.map(|b| normalize(&base.join(b)));
     Ok(Resolved {
         filter,
+        dedup,
         run_dir: normalize(&base.join(&raw.run.dir)),
         shards: raw.run.shards,
         seed: raw.run.seed,

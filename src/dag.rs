@@ -9,8 +9,43 @@ use anyhow::{Context, Result};
 
 use crate::config::Resolved;
 
-/// Stages `loam run` runs, in order, that exist today.
-pub const STAGES: &[&str] = &["ingest", "filter"];
+/// One task group of the DAG: a Python name, the loam arguments, and whether it fans
+/// out over shards (`--shard i --of n`) or is a single task.
+struct Step {
+    name: &'static str,
+    args: &'static str,
+    fan_out: bool,
+}
+
+/// The steps `loam run` runs, in order. Dedup is three: signatures per shard, one global
+/// cluster task, then apply per shard.
+const STEPS: &[Step] = &[
+    Step {
+        name: "ingest",
+        args: "ingest",
+        fan_out: true,
+    },
+    Step {
+        name: "filter",
+        args: "filter",
+        fan_out: true,
+    },
+    Step {
+        name: "dedup_signatures",
+        args: "dedup --phase signatures",
+        fan_out: true,
+    },
+    Step {
+        name: "dedup_cluster",
+        args: "dedup --phase cluster",
+        fan_out: false,
+    },
+    Step {
+        name: "dedup",
+        args: "dedup --phase apply",
+        fan_out: true,
+    },
+];
 
 fn py_str(s: &str) -> String {
     // JSON string literals are valid Python string literals.
@@ -52,23 +87,31 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
         py_str(dag_id.unwrap_or(&default_id))
     );
     let mut previous: Option<&str> = None;
-    for stage in STAGES {
-        let _ = writeln!(py, "    {stage}_tasks = [");
-        let _ = writeln!(py, "        BashOperator(");
-        let _ = writeln!(py, "            task_id=f\"{stage}_{{i:05d}}_of_{{SHARDS:05d}}\",");
-        let _ = writeln!(
-            py,
-            "            bash_command=f\"{{LOAM}} {stage} --config '{{CONFIG}}' --shard {{i}} --of {{SHARDS}}\","
-        );
-        let _ = writeln!(py, "            retries=2,");
-        let _ = writeln!(py, "        )");
-        let _ = writeln!(py, "        for i in range(SHARDS)");
-        let _ = writeln!(py, "    ]");
+    for step in STEPS {
+        let (name, args) = (step.name, step.args);
+        if step.fan_out {
+            let _ = writeln!(py, "    {name}_tasks = [");
+            let _ = writeln!(py, "        BashOperator(");
+            let _ = writeln!(py, "            task_id=f\"{name}_{{i:05d}}_of_{{SHARDS:05d}}\",");
+            let _ = writeln!(
+                py,
+                "            bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' --shard {{i}} --of {{SHARDS}}\","
+            );
+            let _ = writeln!(py, "            retries=2,");
+            let _ = writeln!(py, "        )");
+            let _ = writeln!(py, "        for i in range(SHARDS)");
+            let _ = writeln!(py, "    ]");
+        } else {
+            let _ = writeln!(
+                py,
+                "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' --of {{SHARDS}}\", retries=2)]"
+            );
+        }
         if let Some(prev) = previous {
-            let _ = writeln!(py, "    for t in {stage}_tasks:");
+            let _ = writeln!(py, "    for t in {name}_tasks:");
             let _ = writeln!(py, "        t.set_upstream({prev}_tasks)");
         }
-        previous = Some(stage);
+        previous = Some(name);
     }
     let _ = writeln!(
         py,

@@ -13,6 +13,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use loam_pipeline::dedup::apply::Apply;
+use loam_pipeline::dedup::cluster::{read_summary, run_cluster, ClusterOutcome, ClusterSummary};
+use loam_pipeline::dedup::{run_signatures, IndexPaths, Signatures};
 use loam_pipeline::filter::Filter;
 use loam_pipeline::ingest::Ingest;
 use loam_pipeline::stage::ShardId;
@@ -48,6 +51,8 @@ enum Command {
     Ingest(IngestArgs),
     /// Language id and the Gopher / C4 / FineWeb rules over what ingest kept.
     Filter(FilterArgs),
+    /// Exact, MinHash-LSH and line-level dedup across every dump (signatures → cluster → apply).
+    Dedup(DedupArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
     Dag {
         #[arg(long)]
@@ -123,6 +128,24 @@ struct FilterArgs {
     common: Common,
 }
 
+#[derive(Args)]
+struct DedupArgs {
+    /// The run's TOML config; or give --run instead.
+    #[arg(long, conflicts_with = "run")]
+    config: Option<PathBuf>,
+    /// Run directory holding a committed `filter/` (or `ingest/` with --set dedup.upstream=ingest).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Which step: `signatures` and `apply` fan out over shards, `cluster` is one task;
+    /// `all` runs the three on this machine.
+    #[arg(long, default_value = "all", value_parser = ["all", "signatures", "cluster", "apply"])]
+    phase: String,
+    #[command(flatten)]
+    split: Split,
+    #[command(flatten)]
+    common: Common,
+}
+
 /// `--shard I --of N`: one task of a fanned-out step.
 #[derive(Args)]
 struct Split {
@@ -191,6 +214,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
         }
         Command::Ingest(args) => ingest_cmd(args).map(Output::Line),
         Command::Filter(args) => filter_cmd(args).map(Output::Line),
+        Command::Dedup(args) => dedup_cmd(args).map(Output::Line),
         Command::Dag {
             config,
             binary,
@@ -285,6 +309,90 @@ fn filter_cmd(args: FilterArgs) -> Result<serde_json::Value> {
     Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum]}))
 }
 
+/// Runs `phase` of dedup for `shards` (of `cfg.shards`); returns the apply summary (if
+/// apply ran) and the cluster summary (if the cluster step ran or had committed).
+fn dedup_step(
+    cfg: &Resolved,
+    shards: &[ShardId],
+    of: usize,
+    phase: &str,
+    common: &Common,
+) -> Result<(Option<StageSummary>, Option<ClusterSummary>)> {
+    let (parallel, per_shard) = split_threads(threads(common), shards.len());
+    let upstream = cfg.run_dir.join(&cfg.dedup.upstream);
+    let dir = cfg.run_dir.join("dedup");
+    let sig = Signatures::new(&upstream, cfg.dedup.clone(), per_shard)
+        .with_context(|| format!("dedup reading {}", upstream.display()))?;
+    let all = phase == "all";
+    if all || phase == "signatures" {
+        let (done, secs) = run_signatures(&sig, &dir, shards, common.force, parallel)
+            .with_context(|| format!("dedup signatures into {}", dir.display()))?;
+        eprintln!(
+            "dedup signatures: {done} shards computed, {} already committed ({secs:.1} s)",
+            shards.len() - done
+        );
+    }
+    let mut cluster = None;
+    if all || phase == "cluster" {
+        let out = run_cluster(&dir, &cfg.dedup, sig.fingerprint(), of, common.force)
+            .with_context(|| format!("dedup cluster step in {}", dir.display()))?;
+        let s = out.summary();
+        eprintln!(
+            "dedup cluster: {} documents ({} from earlier indexes), {} exact + {} near duplicates, {} recurring lines{}",
+            s.documents,
+            s.documents_from_previous_index,
+            s.exact_duplicate,
+            s.near_duplicate,
+            s.recurring_lines,
+            if matches!(out, ClusterOutcome::AlreadyDone(_)) { " (already committed)" } else { "" }
+        );
+        cluster = Some(out.summary().clone());
+    }
+    let mut applied = None;
+    if all || phase == "apply" {
+        let stage = Apply::new(&dir, sig, cfg.dedup.clone())?;
+        let sum = run_stage(&stage, &dir, shards, stage.fingerprint(), common.force, parallel)
+            .with_context(|| format!("dedup into {}", dir.display()))?;
+        applied = Some(sum);
+        if cluster.is_none() && phase == "apply" {
+            cluster = read_summary(&IndexPaths::new(&dir).cluster).ok();
+        }
+    }
+    Ok((applied, cluster))
+}
+
+fn dedup_cmd(args: DedupArgs) -> Result<serde_json::Value> {
+    let cfg = match (&args.config, &args.run) {
+        (Some(c), _) => config::load(c, &args.common.overrides)?,
+        (None, Some(run)) => {
+            let mut cfg = config::for_run_dir(run, args.split.of.unwrap_or(1));
+            cfg.dedup = config::dedup_overrides(&args.common.overrides)?;
+            cfg
+        }
+        (None, None) => anyhow::bail!(UsageError(
+            "give --config FILE, or --run DIR (see loam dedup --help)".into()
+        )),
+    };
+    if args.split.shard.is_some() && !matches!(args.phase.as_str(), "signatures" | "apply") {
+        anyhow::bail!(UsageError(
+            "--shard runs one task of a fanned-out step: add --phase signatures or --phase apply".into()
+        ));
+    }
+    let of = args.split.of.unwrap_or(cfg.shards);
+    let shards = args.split.shards(cfg.shards)?;
+    if args.config.is_some() {
+        config::save(&cfg)?;
+    }
+    let (sum, cluster) = dedup_step(&cfg, &shards, of, &args.phase, &args.common)?;
+    if let Some(c) = &cluster {
+        eprint!("{}", c.curve_table());
+    }
+    Ok(serde_json::json!({
+        "ok": true, "run_dir": cfg.run_dir, "stages": sum.into_iter().collect::<Vec<_>>(),
+        "dedup_curve": cluster.map(|c| c.curve),
+    }))
+}
+
 fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
     config::save(cfg)?;
     let shards = all_shards(cfg.shards)?;
@@ -294,6 +402,15 @@ fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
         eprintln!("{sum}");
         stages.push(sum);
     }
+    let (sum, cluster) = dedup_step(cfg, &shards, cfg.shards, "all", common)?;
+    if let Some(sum) = sum {
+        eprintln!("{sum}");
+        stages.push(sum);
+    }
+    let curve = cluster.map(|c| {
+        eprint!("{}", c.curve_table());
+        c.curve
+    });
     let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
     eprint!("{}", ledger.table());
     if !ledger.balanced() {
@@ -303,7 +420,9 @@ fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
         );
     }
     eprintln!("outputs: {}", display(&cfg.run_dir));
-    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": stages, "ledger": "balanced"}))
+    Ok(serde_json::json!({
+        "ok": true, "run_dir": cfg.run_dir, "stages": stages, "ledger": "balanced", "dedup_curve": curve,
+    }))
 }
 
 fn display(p: &Path) -> String {

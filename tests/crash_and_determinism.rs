@@ -173,7 +173,7 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
         py.contains("t.set_upstream(ingest_tasks)"),
         "filter waits for every ingest shard"
     );
-    assert!(py.contains("ledger.set_upstream(filter_tasks)"));
+    assert!(py.contains("ledger.set_upstream(dedup_tasks)"));
     // Run it against a minimal stand-in for Airflow's DAG and BashOperator (Airflow itself
     // is not installed here) and check the task graph.
     let tmp = tempfile::tempdir()?;
@@ -197,7 +197,13 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
     let tasks: serde_json::Value = serde_json::from_slice(&c.stdout)?;
     let tasks = tasks.as_object().ok_or("tasks")?;
-    assert_eq!(tasks.len(), 4 + 4 + 1);
+    // ingest, filter, dedup signatures, apply: 4 shards each; one cluster task; the ledger.
+    assert_eq!(tasks.len(), 4 * 4 + 1 + 1);
+    assert_eq!(tasks["dedup_cluster"][1].as_array().map(Vec::len), Some(4));
+    assert_eq!(tasks["dedup_00001_of_00004"][1], serde_json::json!(["dedup_cluster"]));
+    assert!(tasks["dedup_cluster"][0]
+        .as_str()
+        .is_some_and(|c| c.contains("dedup --phase cluster --config") && c.ends_with("--of 4")));
     let ingest: Vec<&String> = tasks.keys().filter(|k| k.starts_with("ingest_")).collect();
     assert_eq!(tasks["filter_00002_of_00004"][1].as_array().map(Vec::len), Some(4));
     assert!(ingest

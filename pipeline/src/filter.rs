@@ -94,6 +94,7 @@ impl Stage for Filter {
                         language_score: Some(o.language_score),
                         c4_lines_removed: Some(o.lines_removed),
                         edited: Some(o.edited),
+                        ..Signals::default()
                     };
                     match verdict {
                         Ok(()) => out.keep(&doc)?,

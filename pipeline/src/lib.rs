@@ -6,9 +6,11 @@
 //! 2. [`schema`] — the Arrow schema every stage reads and writes.
 //! 3. [`ingest`] — WARC/WET/JSONL/Parquet in, canonical documents out.
 //! 4. [`filter`] — language id and the heuristic rules of `loam-quality`.
-//! 5. [`ledger`] — checks that every document entering a stage left it kept or dropped.
+//! 5. [`dedup`] — exact, MinHash-LSH and line-level dedup across all dumps.
+//! 6. [`ledger`] — checks that every document entering a stage left it kept or dropped.
 //!
 //! The crate knows nothing of the CLI: the `loam` binary builds stages from its config.
+pub mod dedup;
 pub mod error;
 pub mod fields;
 pub mod filter;

@@ -9,9 +9,11 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float32Builder, StringBuilder, TimestampMillisecondBuilder, UInt32Builder};
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, StringBuilder, TimestampMillisecondBuilder, UInt32Builder, UInt64Builder,
+};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, TimestampMillisecondType, UInt32Type};
+use arrow_array::types::{Float32Type, TimestampMillisecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -28,6 +30,10 @@ pub struct Signals {
     pub c4_lines_removed: Option<u32>,
     /// Whether a rule changed the text.
     pub edited: Option<bool>,
+    /// Dedup: xxh3-64 of the id of the cluster's survivor (shared by all its members).
+    pub dup_cluster: Option<u64>,
+    /// Dedup: lines removed because they recur across the corpus.
+    pub dup_lines_removed: Option<u32>,
 }
 
 /// One document.
@@ -52,6 +58,7 @@ pub struct Document {
 pub enum Columns {
     Ingest,
     Filter,
+    Dedup,
 }
 
 impl Columns {
@@ -71,11 +78,15 @@ impl Columns {
             Field::new("domain", DataType::Utf8, true),
             Field::new("source_format", DataType::Utf8, false),
         ];
-        if self == Self::Filter {
+        if self != Self::Ingest {
             f.push(Field::new("language", DataType::Utf8, true));
             f.push(Field::new("language_score", DataType::Float32, true));
             f.push(Field::new("c4_lines_removed", DataType::UInt32, true));
             f.push(Field::new("edited", DataType::Boolean, true));
+        }
+        if self == Self::Dedup {
+            f.push(Field::new("dup_cluster", DataType::UInt64, true));
+            f.push(Field::new("dup_lines_removed", DataType::UInt32, true));
         }
         f
     }
@@ -106,6 +117,8 @@ pub struct DocBatchBuilder {
     language_score: Float32Builder,
     lines_removed: UInt32Builder,
     edited: BooleanBuilder,
+    dup_cluster: UInt64Builder,
+    dup_lines_removed: UInt32Builder,
     /// Present only for the dropped side output.
     reason: Option<(StringBuilder, StringBuilder)>,
     rows: usize,
@@ -128,6 +141,8 @@ impl DocBatchBuilder {
             language_score: Float32Builder::new(),
             lines_removed: UInt32Builder::new(),
             edited: BooleanBuilder::new(),
+            dup_cluster: UInt64Builder::new(),
+            dup_lines_removed: UInt32Builder::new(),
             reason: with_reason.then(|| (StringBuilder::new(), StringBuilder::new())),
             rows: 0,
             text_bytes: 0,
@@ -142,12 +157,16 @@ impl DocBatchBuilder {
         self.date.append_option(doc.date.map(|s| s.saturating_mul(1000)));
         self.domain.append_option(doc.domain.as_deref());
         self.source_format.append_value(&doc.source_format);
-        if self.columns == Columns::Filter {
-            let s = &doc.signals;
+        let s = &doc.signals;
+        if self.columns != Columns::Ingest {
             self.language.append_option(s.language.as_deref());
             self.language_score.append_option(s.language_score);
             self.lines_removed.append_option(s.c4_lines_removed);
             self.edited.append_option(s.edited);
+        }
+        if self.columns == Columns::Dedup {
+            self.dup_cluster.append_option(s.dup_cluster);
+            self.dup_lines_removed.append_option(s.dup_lines_removed);
         }
         self.rows += 1;
         self.text_bytes += doc.text.len() + doc.id.len();
@@ -181,11 +200,15 @@ impl DocBatchBuilder {
             Arc::new(self.domain.finish()),
             Arc::new(self.source_format.finish()),
         ];
-        if self.columns == Columns::Filter {
+        if self.columns != Columns::Ingest {
             cols.push(Arc::new(self.language.finish()));
             cols.push(Arc::new(self.language_score.finish()));
             cols.push(Arc::new(self.lines_removed.finish()));
             cols.push(Arc::new(self.edited.finish()));
+        }
+        if self.columns == Columns::Dedup {
+            cols.push(Arc::new(self.dup_cluster.finish()));
+            cols.push(Arc::new(self.dup_lines_removed.finish()));
         }
         if let Some((r, d)) = self.reason.as_mut() {
             cols.push(Arc::new(r.finish()));
@@ -246,6 +269,12 @@ impl DocumentReader {
             .column_by_name("c4_lines_removed")
             .and_then(|c| c.as_primitive_opt::<UInt32Type>());
         let edited = b.column_by_name("edited").and_then(|c| c.as_boolean_opt());
+        let cluster = b
+            .column_by_name("dup_cluster")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>());
+        let dup_lines = b
+            .column_by_name("dup_lines_removed")
+            .and_then(|c| c.as_primitive_opt::<UInt32Type>());
         let opt_s =
             |a: Option<&arrow_array::StringArray>, i: usize| a.filter(|a| a.is_valid(i)).map(|a| a.value(i).to_owned());
         Ok((0..b.num_rows())
@@ -262,6 +291,8 @@ impl DocumentReader {
                     language_score: score.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                     c4_lines_removed: removed.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                     edited: edited.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                    dup_cluster: cluster.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                    dup_lines_removed: dup_lines.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                 },
             })
             .collect())

@@ -424,7 +424,7 @@ impl ShardPaths {
 
 /// Hidden, per-process temporary name beside `dest`: concurrent writers of the same file
 /// (e.g. every worker of a fanned-out step saving the resolved config) never share one.
-fn tmp_path(dest: &Path) -> PathBuf {
+pub(crate) fn tmp_path(dest: &Path) -> PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -443,7 +443,7 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dest)
 }
 
-fn sync_dir(path: &Path) -> Result<()> {
+pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         File::open(dir)
             .and_then(|d| d.sync_all())
@@ -584,7 +584,7 @@ pub fn run_shard(
 
 /// Crash-test hook: when `LOAM_FAILPOINT` is `name` or `name@shard`, the process says so on
 /// stderr and stops here until it is killed, so a test can SIGKILL it at a known point.
-fn failpoint(name: &str, shard: ShardId) {
+pub(crate) fn failpoint(name: &str, shard: ShardId) {
     let Ok(want) = std::env::var("LOAM_FAILPOINT") else {
         return;
     };

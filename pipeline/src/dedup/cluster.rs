@@ -1,0 +1,914 @@
+//! Step 2 of dedup: from the signature tables of every shard (and of earlier runs) to one
+//! decision per document, across all dumps at once.
+//!
+//! 1. Documents are put in survivor-rule order (external sort on dump rank, id) and
+//!    numbered: ordinal 0 is the document every rule prefers most.
+//! 2. `(exact hash, ordinal)` and `(band key, ordinal)` records are sorted externally;
+//!    each equal-key group becomes a chain of candidate edges, ordered by dump so that any
+//!    prefix of dumps stays connected, and written to one edge file per (later) dump.
+//! 3. Union-find adds dumps in chronological order, union by smaller ordinal: the removal
+//!    rate after dump k is the dedup-rate-vs-dumps curve (documents − clusters among the
+//!    first k dumps); after the last dump every cluster's root is its survivor.
+//! 4. Lines of survivors are counted (external sort); those in more than `max_docs`
+//!    survivors are written out for `apply` to remove.
+//!
+//! Memory: the sort buffers plus ~24 bytes per document (ordinals, dumps, parents, id
+//! hashes) stay within `memory_limit_mb`; everything else is streamed or spilled.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::sort::{le_u64, ExternalSorter};
+use super::{DedupConfig, IndexPaths, KeepRule};
+use crate::error::{PipelineError, Result};
+use crate::stage::{fingerprint, write_atomic, ShardId, DONE_DIR, STATS_DIR};
+
+/// What happened to a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    Keep = 0,
+    /// An identical (normalised) text ranks before it.
+    Exact = 1,
+    /// Its cluster's survivor is a near duplicate.
+    Near = 2,
+}
+
+impl Status {
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Self::Keep => None,
+            Self::Exact => Some("exact_duplicate"),
+            Self::Near => Some("near_duplicate"),
+        }
+    }
+    fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Self::Keep),
+            1 => Some(Self::Exact),
+            2 => Some(Self::Near),
+            _ => None,
+        }
+    }
+}
+
+/// One point of the dedup-rate-vs-dumps curve.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CurvePoint {
+    /// Number of dumps deduplicated together (the first k, chronologically).
+    pub dumps: usize,
+    pub last_dump: String,
+    pub documents: u64,
+    pub removed: u64,
+    pub removed_share: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DumpCounts {
+    pub documents: u64,
+    pub kept: u64,
+    pub exact_duplicate: u64,
+    pub near_duplicate: u64,
+    /// Documents from an earlier run's index (not written by this run).
+    pub from_previous_index: bool,
+}
+
+/// `dedup/_index/cluster/summary.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterSummary {
+    pub fingerprint: String,
+    pub documents: u64,
+    pub documents_from_previous_index: u64,
+    pub kept: u64,
+    pub exact_duplicate: u64,
+    pub near_duplicate: u64,
+    /// Dumps in chronological (name) order; decisions refer to them by index.
+    pub dumps: Vec<String>,
+    pub per_dump: BTreeMap<String, DumpCounts>,
+    pub curve: Vec<CurvePoint>,
+    /// Cluster size → number of clusters (singletons included).
+    pub cluster_sizes: BTreeMap<u64, u64>,
+    /// Edges written from exact groups and band buckets (a chain per group).
+    pub candidate_edges: u64,
+    /// Survivors of an earlier run that this run's clustering would drop, because a new
+    /// document joins their cluster to one with an earlier survivor. Published output
+    /// cannot be retracted, so they stay; a full rerun would remove them.
+    pub bridged_previous_survivors: u64,
+    pub distinct_lines: u64,
+    pub recurring_lines: u64,
+}
+
+/// `dedup/_index/cluster/_stats/cluster.json`: how the step ran (not what it decided), kept
+/// apart so the index itself is byte-identical whatever the budget or machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterRunStats {
+    pub seconds: f64,
+    pub documents: u64,
+    /// Bytes of sort runs written to disk (0 when every sort fit in memory).
+    pub spilled_bytes: u64,
+    pub sort_budget_bytes: u64,
+    pub per_document_array_bytes: u64,
+}
+
+impl ClusterSummary {
+    /// The curve as a small table for the terminal.
+    pub fn curve_table(&self) -> String {
+        let mut t = String::from(
+            "dedup rate vs dumps deduplicated together\n  dumps  last dump              documents    removed\n",
+        );
+        for p in &self.curve {
+            t.push_str(&format!(
+                "  {:>5}  {:<20} {:>11} {:>9.1}%\n",
+                p.dumps,
+                p.last_dump,
+                p.documents,
+                100.0 * p.removed_share
+            ));
+        }
+        t
+    }
+}
+
+const DECISIONS_MAGIC: &[u8; 8] = b"LOAMDEC1";
+const LINES_MAGIC: &[u8; 8] = b"LOAMLIN1";
+/// Per-document arrays held during clustering: ordinal map, dump, parent, id hash, size.
+const BYTES_PER_DOC: u64 = 4 + 2 + 4 + 8 + 4 + 2;
+/// Headroom for Parquet readers, writers and the process itself.
+const RESERVE: u64 = 48 << 20;
+
+/// The decision for one document, as `apply` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub status: Status,
+    /// xxh3-64 of the survivor's id: the same for every member of a cluster.
+    pub cluster: u64,
+    /// Index into [`ClusterSummary::dumps`] of the survivor's dump.
+    pub survivor_dump: u16,
+}
+
+fn decisions_path(cluster_dir: &Path, shard: ShardId) -> PathBuf {
+    cluster_dir.join(format!("{}.decisions", shard.stem()))
+}
+
+/// Reads the decisions of `shard`, in the upstream shard's row order.
+pub fn read_decisions(cluster_dir: &Path, shard: ShardId) -> Result<Vec<Decision>> {
+    let path = decisions_path(cluster_dir, shard);
+    let bytes = fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
+    let bad = |what: &str| PipelineError::BadFile {
+        path: path.clone(),
+        offset: 0,
+        what: what.into(),
+        fix: "rerun `loam dedup --phase cluster --force`".into(),
+    };
+    if bytes.len() < 16 || &bytes[..8] != DECISIONS_MAGIC {
+        return Err(bad("not a loam decisions file"));
+    }
+    let n = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| bad("short header"))?) as usize;
+    let body = &bytes[16..];
+    if body.len() != n * 11 {
+        return Err(bad("truncated decisions file"));
+    }
+    body.chunks_exact(11)
+        .map(|c| {
+            let status = Status::from_u8(c[0]).ok_or_else(|| bad("unknown status byte"))?;
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&c[1..9]);
+            Ok(Decision {
+                status,
+                cluster: u64::from_le_bytes(x),
+                survivor_dump: u16::from_le_bytes([c[9], c[10]]),
+            })
+        })
+        .collect()
+}
+
+/// Reads the sorted recurring-line hashes.
+pub fn read_recurring_lines(cluster_dir: &Path) -> Result<Vec<u64>> {
+    let path = cluster_dir.join("recurring_lines.bin");
+    let bytes = fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
+    if bytes.len() < 8 || &bytes[..8] != LINES_MAGIC || (bytes.len() - 8) % 8 != 0 {
+        return Err(PipelineError::BadFile {
+            path,
+            offset: 0,
+            what: "not a loam recurring-lines file".into(),
+            fix: "rerun `loam dedup --phase cluster --force`".into(),
+        });
+    }
+    Ok(bytes[8..].chunks_exact(8).map(le_u64).collect())
+}
+
+pub fn read_summary(cluster_dir: &Path) -> Result<ClusterSummary> {
+    let path = cluster_dir.join("summary.json");
+    let bytes = fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| PipelineError::BadStats {
+        path,
+        detail: e.to_string(),
+    })
+}
+
+/// The cluster step's fingerprint, if it has committed.
+pub fn committed_fingerprint(cluster_dir: &Path) -> Option<String> {
+    fs::read_to_string(cluster_dir.join(DONE_DIR).join("cluster"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Calls `f` with each batch of `cols` from a signature table.
+fn scan(path: &Path, cols: &[&str], mut f: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
+    let perr = |e| PipelineError::Parquet {
+        path: path.to_owned(),
+        source: e,
+    };
+    let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
+    for batch in b.with_projection(mask).with_batch_size(8192).build().map_err(perr)? {
+        let batch = batch.map_err(|e| PipelineError::BadFile {
+            path: path.to_owned(),
+            offset: 0,
+            what: format!("signature table unreadable: {e}"),
+            fix: "rerun `loam dedup --phase signatures --force` for its shard".into(),
+        })?;
+        f(&batch)?;
+    }
+    Ok(())
+}
+
+fn col<'b>(b: &'b RecordBatch, path: &Path, name: &str) -> Result<&'b dyn Array> {
+    b.column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| PipelineError::BadFile {
+            path: path.to_owned(),
+            offset: 0,
+            what: format!("signature table without a `{name}` column"),
+            fix: "rerun `loam dedup --phase signatures --force`".into(),
+        })
+}
+
+fn le_words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    b.chunks_exact(8).map(le_u64)
+}
+
+/// Union-find over ordinals; the root of a set is its smallest ordinal, i.e. the
+/// document the keep rule prefers.
+struct UnionFind {
+    parent: Vec<u32>,
+}
+
+impl UnionFind {
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize]; // path halving
+            x = p;
+        }
+        x
+    }
+    /// Returns whether two sets were merged.
+    fn union(&mut self, a: u32, b: u32) -> bool {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return false;
+        }
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        self.parent[hi as usize] = lo;
+        true
+    }
+}
+
+/// Edge files, one per dump: an edge lives in the file of the later of its two dumps.
+struct EdgeFiles {
+    writers: Vec<BufWriter<File>>,
+    paths: Vec<PathBuf>,
+    count: u64,
+}
+
+impl EdgeFiles {
+    fn new(dir: &Path, dumps: usize) -> Result<Self> {
+        let mut writers = Vec::with_capacity(dumps);
+        let mut paths = Vec::with_capacity(dumps);
+        for k in 0..dumps {
+            let p = dir.join(format!("edges-{k:05}.bin"));
+            let f = File::create(&p).map_err(|e| PipelineError::io(&p, e))?;
+            writers.push(BufWriter::with_capacity(64 << 10, f));
+            paths.push(p);
+        }
+        Ok(Self {
+            writers,
+            paths,
+            count: 0,
+        })
+    }
+
+    /// Chains `members` (sorted by ordinal) in dump order, so the members within any
+    /// prefix of dumps form a prefix of the chain and stay connected.
+    fn chain(&mut self, members: &mut [u32], dump_of: &[u16]) -> Result<()> {
+        if members.len() < 2 {
+            return Ok(());
+        }
+        members.sort_by_key(|&o| (dump_of[o as usize], o));
+        for w in members.windows(2) {
+            let k = dump_of[w[1] as usize] as usize;
+            let mut rec = [0u8; 8];
+            rec[..4].copy_from_slice(&w[0].to_le_bytes());
+            rec[4..].copy_from_slice(&w[1].to_le_bytes());
+            self.writers[k]
+                .write_all(&rec)
+                .map_err(|e| PipelineError::io(&self.paths[k], e))?;
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<PathBuf>> {
+        for (mut w, p) in self.writers.into_iter().zip(&self.paths) {
+            w.flush().map_err(|e| PipelineError::io(p, e))?;
+        }
+        Ok(self.paths)
+    }
+}
+
+/// A signature table taking part in clustering.
+struct Table {
+    path: PathBuf,
+    rows: usize,
+    /// `Some(shard)` for this run's own shards, which get a decisions file.
+    shard: Option<ShardId>,
+}
+
+/// Lists an earlier index's tables: its own shards (committed) and its previous ones.
+fn previous_tables(index: &Path) -> Result<Vec<PathBuf>> {
+    let paths = IndexPaths {
+        root: index.to_owned(),
+        signatures: index.join("signatures"),
+        previous: index.join("previous"),
+        cluster: index.join("cluster"),
+    };
+    if committed_fingerprint(&paths.cluster).is_none() {
+        return Err(PipelineError::Config(format!(
+            "dedup.previous_index {}: not a committed dedup index (no cluster/_done/cluster); \
+             point it at the `dedup/_index` folder of a finished run",
+            index.display()
+        )));
+    }
+    let mut out = Vec::new();
+    for dir in [&paths.previous, &paths.signatures] {
+        let Ok(entries) = fs::read_dir(dir) else { continue };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "parquet")
+                    && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        if dir == &paths.signatures {
+            files.retain(|p| {
+                p.file_stem()
+                    .is_some_and(|s| paths.signatures.join(DONE_DIR).join(s).exists())
+            });
+        }
+        out.extend(files);
+    }
+    Ok(out)
+}
+
+/// Hard-links (or copies) the earlier indexes' tables into `previous/`, so this run's
+/// index is complete on its own and can serve as the next run's `previous_index`.
+fn adopt_previous(cfg: &DedupConfig, paths: &IndexPaths) -> Result<Vec<PathBuf>> {
+    if paths.previous.exists() {
+        fs::remove_dir_all(&paths.previous).map_err(|e| PipelineError::io(&paths.previous, e))?;
+    }
+    if cfg.previous_index.is_empty() {
+        return Ok(Vec::new());
+    }
+    fs::create_dir_all(&paths.previous).map_err(|e| PipelineError::io(&paths.previous, e))?;
+    let mine = fs::canonicalize(&paths.root).ok();
+    let mut out = Vec::new();
+    for index in &cfg.previous_index {
+        if fs::canonicalize(index).ok() == mine {
+            return Err(PipelineError::Config(format!(
+                "dedup.previous_index {} is this run's own index",
+                index.display()
+            )));
+        }
+        check_compatible(cfg, index)?;
+        for src in previous_tables(index)? {
+            let name = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dest = paths.previous.join(format!("{:05}-{name}", out.len()));
+            if fs::hard_link(&src, &dest).is_err() {
+                fs::copy(&src, &dest).map_err(|e| PipelineError::io(&src, e))?;
+            }
+            out.push(dest);
+        }
+    }
+    Ok(out)
+}
+
+/// What an index's signatures were computed with; indexes merge only when equal.
+fn index_settings(cfg: &DedupConfig) -> serde_json::Value {
+    serde_json::json!({"normalize": cfg.normalize, "minhash": cfg.minhash, "lines": cfg.lines.enabled})
+}
+
+fn check_compatible(cfg: &DedupConfig, index: &Path) -> Result<()> {
+    let path = index.join("settings.json");
+    let found: serde_json::Value = fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            PipelineError::Config(format!(
+                "dedup.previous_index {}: no readable settings.json; point it at a run's `dedup/_index` folder",
+                index.display()
+            ))
+        })?;
+    if found != index_settings(cfg) {
+        return Err(PipelineError::Config(format!(
+            "dedup.previous_index {} was built with other signature settings ({found}); use the same \
+             [dedup.normalize], [dedup.minhash] and dedup.lines.enabled",
+            index.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the cluster step ran or was already committed.
+#[derive(Debug)]
+pub enum ClusterOutcome {
+    Done(ClusterSummary),
+    AlreadyDone(ClusterSummary),
+}
+
+impl ClusterOutcome {
+    pub fn summary(&self) -> &ClusterSummary {
+        match self {
+            Self::Done(s) | Self::AlreadyDone(s) => s,
+        }
+    }
+}
+
+/// Runs step 2 over the `of` committed signature shards of `stage_dir` (fingerprint
+/// `signatures_fp`) and the configured earlier indexes.
+pub fn run_cluster(
+    stage_dir: &Path,
+    cfg: &DedupConfig,
+    signatures_fp: &str,
+    of: usize,
+    force: bool,
+) -> Result<ClusterOutcome> {
+    let started = Instant::now();
+    cfg.validate()?;
+    let paths = IndexPaths::new(stage_dir);
+    let mut own = Vec::new();
+    for i in 0..of {
+        let shard = ShardId::new(i, of)?;
+        let marker = paths.signatures.join(DONE_DIR).join(shard.stem());
+        let found = fs::read_to_string(&marker).unwrap_or_default();
+        if found.trim() != signatures_fp {
+            return Err(PipelineError::Config(format!(
+                "{}: signatures of shard {i} of {of} are not committed for this configuration; run \
+                 `loam dedup --phase signatures` for every shard first",
+                paths.signatures.display()
+            )));
+        }
+        own.push((paths.signatures.join(format!("{}.parquet", shard.stem())), shard));
+    }
+    let mut prev_key = Vec::new();
+    for index in &cfg.previous_index {
+        for p in previous_tables(index)? {
+            let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            prev_key.push(serde_json::json!([
+                p.file_name().map(|n| n.to_string_lossy().into_owned()),
+                size
+            ]));
+        }
+    }
+    let mut key_cfg = cfg.clone();
+    key_cfg.memory_limit_mb = 0; // the memory limit changes spills, never decisions
+    key_cfg.previous_index.clear();
+    let fp = fingerprint(&serde_json::json!({
+        "stage": "dedup-cluster/1", "config": key_cfg, "signatures": signatures_fp, "of": of, "previous": prev_key,
+    }));
+    if !force && committed_fingerprint(&paths.cluster).as_deref() == Some(fp.as_str()) {
+        return Ok(ClusterOutcome::AlreadyDone(read_summary(&paths.cluster)?));
+    }
+    let marker = paths.cluster.join(DONE_DIR).join("cluster");
+    if marker.exists() {
+        fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
+    }
+    let tmp = paths.cluster.join("_tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+    fs::create_dir_all(paths.cluster.join(DONE_DIR)).map_err(|e| PipelineError::io(&paths.cluster, e))?;
+
+    let previous = adopt_previous(cfg, &paths)?;
+    let mut tables: Vec<Table> = Vec::new();
+    for p in previous {
+        tables.push(Table {
+            path: p,
+            rows: 0,
+            shard: None,
+        });
+    }
+    for (p, shard) in own {
+        tables.push(Table {
+            path: p,
+            rows: 0,
+            shard: Some(shard),
+        });
+    }
+    let mut summary = ClusterSummary {
+        fingerprint: fp.clone(),
+        ..Default::default()
+    };
+    let mut run_stats = ClusterRunStats::default();
+
+    // Pass 1: dumps and row counts.
+    let mut prev_dumps = BTreeSet::new();
+    let mut own_dumps = BTreeSet::new();
+    for t in &mut tables {
+        let mut rows = 0;
+        let set = if t.shard.is_some() {
+            &mut own_dumps
+        } else {
+            &mut prev_dumps
+        };
+        scan(&t.path, &["dump"], |b| {
+            let d = col(b, &t.path, "dump")?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| bad_col(&t.path, "dump"))?;
+            for i in 0..d.len() {
+                if !set.contains(d.value(i)) {
+                    set.insert(d.value(i).to_owned());
+                }
+            }
+            rows += b.num_rows();
+            Ok(())
+        })?;
+        t.rows = rows;
+    }
+    if let (Some(last_prev), Some(first_new)) = (prev_dumps.last(), own_dumps.first()) {
+        if first_new <= last_prev {
+            return Err(PipelineError::Config(format!(
+                "incremental dedup: dump {first_new} of this run does not come after {last_prev} of \
+                 dedup.previous_index; add dumps in chronological order, or run without previous_index"
+            )));
+        }
+    }
+    let dumps: Vec<String> = prev_dumps
+        .iter()
+        .chain(own_dumps.iter())
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if dumps.len() > usize::from(u16::MAX) {
+        return Err(PipelineError::Config(format!(
+            "{} dumps: at most 65535 per run",
+            dumps.len()
+        )));
+    }
+    let dump_index: BTreeMap<&str, u16> = dumps.iter().enumerate().map(|(i, d)| (d.as_str(), i as u16)).collect();
+    let n: usize = tables.iter().map(|t| t.rows).sum();
+    if n >= u32::MAX as usize {
+        return Err(PipelineError::Config(format!(
+            "{n} documents: at most 4294967294 per dedup run"
+        )));
+    }
+    let limit = cfg.memory_limit_mb << 20;
+    let arrays = BYTES_PER_DOC * n as u64;
+    let budget = limit.saturating_sub(arrays + RESERVE);
+    if budget < (16 << 20) {
+        return Err(PipelineError::Config(format!(
+            "dedup.memory_limit_mb = {}: {n} documents need {} MB of per-document arrays plus {} MB; \
+             raise the limit to at least {} MB",
+            cfg.memory_limit_mb,
+            arrays >> 20,
+            (RESERVE >> 20) + 16,
+            ((arrays + RESERVE) >> 20) + 17
+        )));
+    }
+    // LOAM_DEDUP_SORT_BYTES shrinks the sort budget so tests can force spilling on a small
+    // corpus; spilling changes where records wait, never the decisions.
+    let budget = std::env::var("LOAM_DEDUP_SORT_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(budget as usize);
+
+    // Pass 2: ordinals in survivor-rule order.
+    let n_dumps = dumps.len() as u16;
+    let rank = |d: u16| match cfg.keep {
+        KeepRule::Earliest => d,
+        KeepRule::Latest => n_dumps - 1 - d,
+    };
+    let mut ids = ExternalSorter::new(&tmp, "ids", budget);
+    for (f, t) in tables.iter().enumerate() {
+        let mut row = 0u32;
+        scan(&t.path, &["id", "dump"], |b| {
+            let id = col(b, &t.path, "id")?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| bad_col(&t.path, "id"))?;
+            let d = col(b, &t.path, "dump")?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| bad_col(&t.path, "dump"))?;
+            for i in 0..b.num_rows() {
+                let di = dump_index.get(d.value(i)).copied().unwrap_or(0);
+                ids.push((rank(di), id.value(i).to_owned(), f as u32, row))?;
+                row += 1;
+            }
+            Ok(())
+        })?;
+    }
+    let mut ord_of: Vec<Vec<u32>> = tables.iter().map(|t| vec![0u32; t.rows]).collect();
+    let mut dump_of = vec![0u16; n];
+    let mut id_hash = vec![0u64; n];
+    let mut ids = ids.finish()?;
+    let mut assigned = 0usize;
+    for (o, (r, id, f, row)) in ids.by_ref().take(n).enumerate() {
+        ord_of[f as usize][row as usize] = o as u32;
+        dump_of[o] = match cfg.keep {
+            KeepRule::Earliest => r,
+            KeepRule::Latest => n_dumps - 1 - r,
+        };
+        id_hash[o] = xxh3_64(id.as_bytes());
+        assigned += 1;
+    }
+    if let Some(e) = ids.error.take() {
+        return Err(e);
+    }
+    if assigned != n {
+        return Err(PipelineError::Config(format!(
+            "{}: signature tables changed while dedup read them ({assigned} of {n} documents); rerun",
+            paths.signatures.display()
+        )));
+    }
+    run_stats.spilled_bytes += ids.spilled_bytes();
+    drop(ids);
+
+    // Pass 3: exact groups and band buckets → chained edges.
+    let mut exact = ExternalSorter::<(u128, u32)>::new(&tmp, "exact", budget / 4);
+    let mut bands = ExternalSorter::<(u64, u32)>::new(&tmp, "bands", budget - budget / 4);
+    for (f, t) in tables.iter().enumerate() {
+        let mut row = 0usize;
+        scan(&t.path, &["exact", "bands"], |b| {
+            let ex = col(b, &t.path, "exact")?
+                .as_binary_opt::<i32>()
+                .ok_or_else(|| bad_col(&t.path, "exact"))?;
+            let bk = col(b, &t.path, "bands")?
+                .as_binary_opt::<i32>()
+                .ok_or_else(|| bad_col(&t.path, "bands"))?;
+            for i in 0..b.num_rows() {
+                let o = ord_of[f][row];
+                row += 1;
+                if cfg.exact {
+                    let v = ex.value(i);
+                    if v.len() == 16 {
+                        let mut x = [0u8; 16];
+                        x.copy_from_slice(v);
+                        exact.push((u128::from_le_bytes(x), o))?;
+                    }
+                }
+                for k in le_words(bk.value(i)) {
+                    bands.push((k, o))?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let mut edges = EdgeFiles::new(&tmp, dumps.len())?;
+    let mut is_exact = vec![false; n];
+    let mut members: Vec<u32> = Vec::new();
+    let exact = exact.finish()?;
+    run_stats.spilled_bytes += exact.spilled_bytes();
+    exact.for_each_group(
+        |r| r.0,
+        |g| {
+            for r in &g[1..] {
+                is_exact[r.1 as usize] = true;
+            }
+            members.clear();
+            members.extend(g.iter().map(|r| r.1));
+            edges.chain(&mut members, &dump_of)
+        },
+    )?;
+    let bands = bands.finish()?;
+    run_stats.spilled_bytes += bands.spilled_bytes();
+    bands.for_each_group(
+        |r| r.0,
+        |g| {
+            members.clear();
+            members.extend(g.iter().map(|r| r.1));
+            edges.chain(&mut members, &dump_of)
+        },
+    )?;
+    summary.candidate_edges = edges.count;
+    let edge_files = edges.finish()?;
+
+    // Pass 4: union-find dump by dump; the curve; survivors.
+    let mut per_dump_docs = vec![0u64; dumps.len()];
+    for &d in &dump_of {
+        per_dump_docs[d as usize] += 1;
+    }
+    let mut uf = UnionFind {
+        parent: (0..n as u32).collect(),
+    };
+    let last_prev = prev_dumps.last().and_then(|d| dump_index.get(d.as_str()).copied());
+    let mut old_roots: Vec<u32> = Vec::new();
+    let (mut docs, mut merged) = (0u64, 0u64);
+    for (k, path) in edge_files.iter().enumerate() {
+        docs += per_dump_docs[k];
+        let f = File::open(path).map_err(|e| PipelineError::io(path, e))?;
+        let mut r = BufReader::with_capacity(1 << 20, f);
+        let mut rec = [0u8; 8];
+        loop {
+            match r.read_exact(&mut rec) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(PipelineError::io(path, e)),
+            }
+            let a = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            let b = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+            merged += u64::from(uf.union(a, b));
+        }
+        drop(r);
+        let _ = fs::remove_file(path);
+        summary.curve.push(CurvePoint {
+            dumps: k + 1,
+            last_dump: dumps[k].clone(),
+            documents: docs,
+            removed: merged,
+            removed_share: if docs == 0 { 0.0 } else { merged as f64 / docs as f64 },
+        });
+        if Some(k as u16) == last_prev {
+            old_roots = (0..n as u32)
+                .filter(|&o| dump_of[o as usize] <= k as u16 && uf.find(o) == o)
+                .collect();
+        }
+    }
+    let mut status = vec![Status::Keep; n];
+    let mut size = vec![0u32; n];
+    let prev_set: BTreeSet<u16> = prev_dumps
+        .iter()
+        .filter_map(|d| dump_index.get(d.as_str()).copied())
+        .collect();
+    for o in 0..n as u32 {
+        let root = uf.find(o);
+        size[root as usize] += 1;
+        let s = if root == o {
+            Status::Keep
+        } else if is_exact[o as usize] {
+            Status::Exact
+        } else {
+            Status::Near
+        };
+        status[o as usize] = s;
+        let d = dump_of[o as usize];
+        let c = summary.per_dump.entry(dumps[d as usize].clone()).or_default();
+        c.documents += 1;
+        c.from_previous_index = prev_set.contains(&d);
+        match s {
+            Status::Keep => c.kept += 1,
+            Status::Exact => c.exact_duplicate += 1,
+            Status::Near => c.near_duplicate += 1,
+        }
+    }
+    summary.bridged_previous_survivors = old_roots.iter().filter(|&&o| uf.find(o) != o).count() as u64;
+    for &s in &size {
+        if s > 0 {
+            *summary.cluster_sizes.entry(u64::from(s)).or_default() += 1;
+        }
+    }
+    drop(size);
+    for c in summary.per_dump.values() {
+        summary.documents += c.documents;
+        summary.kept += c.kept;
+        summary.exact_duplicate += c.exact_duplicate;
+        summary.near_duplicate += c.near_duplicate;
+        if c.from_previous_index {
+            summary.documents_from_previous_index += c.documents;
+        }
+    }
+    summary.dumps = dumps.clone();
+
+    // Pass 5: lines recurring in more than `max_docs` survivors.
+    let mut recurring: Vec<u64> = Vec::new();
+    if cfg.lines.enabled {
+        let mut lines = ExternalSorter::<u64>::new(&tmp, "lines", budget);
+        for (f, t) in tables.iter().enumerate() {
+            let mut row = 0usize;
+            scan(&t.path, &["lines"], |b| {
+                let ls = col(b, &t.path, "lines")?
+                    .as_binary_opt::<i32>()
+                    .ok_or_else(|| bad_col(&t.path, "lines"))?;
+                for i in 0..b.num_rows() {
+                    let o = ord_of[f][row];
+                    row += 1;
+                    if status[o as usize] == Status::Keep {
+                        for h in le_words(ls.value(i)) {
+                            lines.push(h)?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let lines = lines.finish()?;
+        run_stats.spilled_bytes += lines.spilled_bytes();
+        let max = cfg.lines.max_docs as usize;
+        let mut distinct = 0u64;
+        lines.for_each_group(
+            |h| *h,
+            |g| {
+                distinct += 1;
+                if g.len() > max {
+                    recurring.push(g[0]);
+                }
+                Ok(())
+            },
+        )?;
+        summary.distinct_lines = distinct;
+        summary.recurring_lines = recurring.len() as u64;
+    }
+    let mut bytes = Vec::with_capacity(8 + recurring.len() * 8);
+    bytes.extend_from_slice(LINES_MAGIC);
+    for h in &recurring {
+        bytes.extend_from_slice(&h.to_le_bytes());
+    }
+    write_atomic(&paths.cluster.join("recurring_lines.bin"), &bytes)?;
+
+    // Decisions per own shard, in its row order.
+    for (f, t) in tables.iter().enumerate() {
+        let Some(shard) = t.shard else { continue };
+        let mut bytes = Vec::with_capacity(16 + t.rows * 11);
+        bytes.extend_from_slice(DECISIONS_MAGIC);
+        bytes.extend_from_slice(&(t.rows as u64).to_le_bytes());
+        for &o in &ord_of[f] {
+            let root = uf.find(o);
+            bytes.push(status[o as usize] as u8);
+            bytes.extend_from_slice(&id_hash[root as usize].to_le_bytes());
+            bytes.extend_from_slice(&dump_of[root as usize].to_le_bytes());
+        }
+        write_atomic(&decisions_path(&paths.cluster, shard), &bytes)?;
+    }
+    let _ = fs::remove_dir_all(&tmp);
+    run_stats.seconds = started.elapsed().as_secs_f64();
+    run_stats.documents = n as u64;
+    run_stats.sort_budget_bytes = budget as u64;
+    run_stats.per_document_array_bytes = arrays;
+    let stats_dir = paths.cluster.join(STATS_DIR);
+    fs::create_dir_all(&stats_dir).map_err(|e| PipelineError::io(&stats_dir, e))?;
+    let json = serde_json::to_vec_pretty(&run_stats).unwrap_or_default();
+    write_atomic(&stats_dir.join("cluster.json"), &json)?;
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| PipelineError::BadStats {
+        path: paths.cluster.join("summary.json"),
+        detail: e.to_string(),
+    })?;
+    write_atomic(&paths.cluster.join("summary.json"), &json)?;
+    let settings = serde_json::to_vec_pretty(&index_settings(cfg)).unwrap_or_default();
+    write_atomic(&paths.root.join("settings.json"), &settings)?;
+    crate::stage::failpoint("before_cluster_marker", ShardId::new(0, 1)?);
+    write_atomic(&marker, fp.as_bytes())?;
+    Ok(ClusterOutcome::Done(summary))
+}
+
+fn bad_col(path: &Path, name: &str) -> PipelineError {
+    PipelineError::BadFile {
+        path: path.to_owned(),
+        offset: 0,
+        what: format!("signature column `{name}` has the wrong type"),
+        fix: "rerun `loam dedup --phase signatures --force`".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_find_roots_are_smallest_ordinals() {
+        let mut uf = UnionFind {
+            parent: (0..6).collect(),
+        };
+        assert!(uf.union(4, 2));
+        assert!(uf.union(5, 4));
+        assert!(!uf.union(2, 5));
+        assert!(uf.union(3, 1));
+        assert_eq!(uf.find(5), 2);
+        assert_eq!(uf.find(3), 1);
+        assert_eq!(uf.find(0), 0);
+    }
+}

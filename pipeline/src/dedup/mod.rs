@@ -1,0 +1,409 @@
+//! The `dedup` stage: exact (normalised xxh3-128), fuzzy (MinHash LSH) and string-level
+//! (recurring lines) deduplication over every dump of a run at once, in three steps:
+//!
+//! 1. `signatures` (one task per shard): each document's exact hash, LSH band keys and
+//!    line hashes → `dedup/_index/signatures/<shard>.parquet`. Texts are read only here.
+//! 2. `cluster` (one task): band buckets → candidate pairs → union-find clusters → one
+//!    survivor per cluster; recurring lines; the dedup-rate-vs-dumps curve. Works from the
+//!    signature tables through external sorts, within `memory_limit_mb` ([`cluster`]).
+//! 3. `apply` (one task per shard): keeps survivors minus recurring lines, drops the rest
+//!    with a reason, stamps `dup_cluster` on every document ([`apply`]).
+//!
+//! The signature tables of earlier runs (`previous_index`) join step 2 without their
+//! texts being read again: the incremental path.
+pub mod apply;
+pub mod cluster;
+pub mod minhash;
+pub mod sort;
+pub mod text;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::builder::{BinaryBuilder, StringBuilder, UInt64Builder};
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, Result};
+use crate::schema::DocumentReader;
+use crate::stage::{
+    assign_by_size, committed_outputs, file_sizes, fingerprint, par_map, sync_dir, tmp_path, write_atomic, ShardId,
+    DONE_DIR,
+};
+use minhash::MinHasher;
+use text::Normalize;
+
+/// Which copy of a duplicate cluster is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepRule {
+    /// The copy from the earliest dump (dump names sort chronologically), then the
+    /// smallest id: the first crawl of a page wins, as in the paper's cross-dump dedup.
+    Earliest,
+    /// The copy from the latest dump, then the smallest id: freshest content wins.
+    Latest,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinhashConfig {
+    pub enabled: bool,
+    /// Words per shingle.
+    pub ngram: usize,
+    pub bands: usize,
+    pub rows: usize,
+    /// Seed of the permutations: runs to be compared (or merged incrementally) share it.
+    pub seed: u64,
+}
+
+impl Default for MinhashConfig {
+    /// FineWeb's setting: 5-grams, 14 bands × 8 rows = 112 permutations.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ngram: 5,
+            bands: 14,
+            rows: 8,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinesConfig {
+    pub enabled: bool,
+    /// A line found in more than this many surviving documents is removed from all of them.
+    pub max_docs: u64,
+}
+
+impl Default for LinesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_docs: 10,
+        }
+    }
+}
+
+/// `[dedup]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Stage whose kept output dedup reads: `filter` (default) or `ingest`.
+    pub upstream: String,
+    /// Memory for the cluster step, sort buffers and per-document arrays together; the
+    /// sorts spill to disk beyond it.
+    pub memory_limit_mb: u64,
+    pub keep: KeepRule,
+    pub normalize: Normalize,
+    /// Exact dedup on the normalised text.
+    pub exact: bool,
+    pub minhash: MinhashConfig,
+    pub lines: LinesConfig,
+    /// `dedup/_index` folders of earlier runs: their documents take part in clustering
+    /// (without being read or written again), so new dumps dedup against them.
+    pub previous_index: Vec<PathBuf>,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            upstream: "filter".into(),
+            memory_limit_mb: 1024,
+            keep: KeepRule::Earliest,
+            normalize: Normalize::default(),
+            exact: true,
+            minhash: MinhashConfig::default(),
+            lines: LinesConfig::default(),
+            previous_index: Vec::new(),
+        }
+    }
+}
+
+impl DedupConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(PipelineError::Config(m));
+        if !matches!(self.upstream.as_str(), "filter" | "ingest") {
+            return bad(format!(
+                "dedup.upstream = {:?}: use \"filter\" or \"ingest\"",
+                self.upstream
+            ));
+        }
+        let m = &self.minhash;
+        if m.enabled && (m.ngram == 0 || m.bands == 0 || m.rows == 0 || m.bands * m.rows > 4096) {
+            return bad(format!(
+                "dedup.minhash: ngram, bands and rows must be ≥ 1 and bands × rows ≤ 4096 (got {}, {}, {})",
+                m.ngram, m.bands, m.rows
+            ));
+        }
+        if self.memory_limit_mb < 64 {
+            return bad(format!(
+                "dedup.memory_limit_mb = {}: give at least 64",
+                self.memory_limit_mb
+            ));
+        }
+        if self.lines.enabled && self.lines.max_docs == 0 {
+            return bad("dedup.lines.max_docs must be ≥ 1 (or set dedup.lines.enabled = false)".into());
+        }
+        if !self.previous_index.is_empty() && self.keep != KeepRule::Earliest {
+            return bad(
+                "dedup.previous_index needs keep = \"earliest\": published survivors of earlier dumps \
+                 cannot be retracted when a later copy would win"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Folders of the dedup index inside `<run>/dedup`.
+#[derive(Debug, Clone)]
+pub struct IndexPaths {
+    pub root: PathBuf,
+    pub signatures: PathBuf,
+    pub previous: PathBuf,
+    pub cluster: PathBuf,
+}
+
+impl IndexPaths {
+    pub fn new(stage_dir: &Path) -> Self {
+        let root = stage_dir.join("_index");
+        Self {
+            signatures: root.join("signatures"),
+            previous: root.join("previous"),
+            cluster: root.join("cluster"),
+            root,
+        }
+    }
+}
+
+/// Schema of a signature table: one row per document, in the upstream shard's order.
+fn signature_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("dump", DataType::Utf8, false),
+        Field::new("text_bytes", DataType::UInt64, false),
+        // xxh3-128 of the normalised text, little-endian.
+        Field::new("exact", DataType::Binary, false),
+        // One little-endian u64 per band; empty for a text without words.
+        Field::new("bands", DataType::Binary, false),
+        // Distinct line hashes, little-endian u64s.
+        Field::new("lines", DataType::Binary, false),
+    ]))
+}
+
+/// Step 1 over one shard of the upstream stage.
+pub struct Signatures {
+    inputs: Vec<PathBuf>,
+    sizes: Vec<u64>,
+    cfg: DedupConfig,
+    hasher: MinHasher,
+    threads: usize,
+    fingerprint: String,
+    upstream_fingerprint: String,
+}
+
+/// What one document contributes to the index.
+struct DocSignature {
+    exact: u128,
+    bands: Vec<u64>,
+    lines: Vec<u64>,
+}
+
+impl Signatures {
+    pub fn new(upstream: &Path, cfg: DedupConfig, threads: usize) -> Result<Self> {
+        cfg.validate()?;
+        let (inputs, upstream_fp) = committed_outputs(upstream, "dedup")?;
+        let sizes = file_sizes(inputs.iter().map(PathBuf::as_path))?;
+        let key = serde_json::json!({
+            "stage": "dedup-signatures/1",
+            "normalize": cfg.normalize,
+            "minhash": cfg.minhash,
+            "upstream": upstream_fp,
+        });
+        let m = &cfg.minhash;
+        let hasher = MinHasher::new(m.ngram, m.bands, m.rows, m.seed);
+        Ok(Self {
+            fingerprint: fingerprint(&key),
+            upstream_fingerprint: upstream_fp,
+            inputs,
+            sizes,
+            hasher,
+            cfg,
+            threads: threads.max(1),
+        })
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn upstream_fingerprint(&self) -> &str {
+        &self.upstream_fingerprint
+    }
+
+    /// Upstream files of `shard`, in the order both `signatures` and `apply` read them.
+    pub fn shard_inputs(&self, shard: ShardId) -> Vec<&Path> {
+        assign_by_size(&self.sizes, shard)
+            .into_iter()
+            .map(|i| self.inputs[i].as_path())
+            .collect()
+    }
+
+    fn sign(&self, text: &str, s: &mut (minhash::Scratch, String)) -> DocSignature {
+        let exact = self.cfg.normalize.exact_hash(text, &mut s.1);
+        let mut bands = Vec::new();
+        if self.cfg.minhash.enabled && self.hasher.signature(text, &mut s.0) {
+            self.hasher.band_keys(&s.0, &mut bands);
+        }
+        let mut lines = Vec::new();
+        if self.cfg.lines.enabled {
+            self.cfg.normalize.line_hashes(text, &mut s.1, &mut lines);
+        }
+        DocSignature { exact, bands, lines }
+    }
+
+    /// Computes and commits the signature table of `shard`; a committed one with the same
+    /// fingerprint is kept (returns `false`).
+    pub fn run(&self, stage_dir: &Path, shard: ShardId, force: bool) -> Result<bool> {
+        let dir = IndexPaths::new(stage_dir).signatures;
+        let done = dir.join(DONE_DIR);
+        fs::create_dir_all(&done).map_err(|e| PipelineError::io(&done, e))?;
+        let stem = shard.stem();
+        let marker = done.join(&stem);
+        if !force && marker.exists() {
+            let found = fs::read_to_string(&marker).map_err(|e| PipelineError::io(&marker, e))?;
+            if found.trim() == self.fingerprint {
+                return Ok(false);
+            }
+            return Err(PipelineError::ConfigChanged {
+                dir,
+                shard: stem,
+                found: found.trim().to_owned(),
+                expected: self.fingerprint.clone(),
+            });
+        }
+        if marker.exists() {
+            fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
+        }
+        // Temporary files of a killed earlier attempt at this shard.
+        let stale = format!(".{stem}.parquet.tmp.");
+        for e in fs::read_dir(&dir).map_err(|e| PipelineError::io(&dir, e))?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stale) {
+                fs::remove_file(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
+            }
+        }
+        let dest = dir.join(format!("{stem}.parquet"));
+        let tmp = tmp_path(&dest);
+        let file = fs::File::create(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+        let perr = |e| PipelineError::Parquet {
+            path: dest.clone(),
+            source: e,
+        };
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(perr)?))
+            .set_dictionary_enabled(false)
+            .set_column_dictionary_enabled("dump".into(), true)
+            .build();
+        let schema = signature_schema();
+        let mut w = ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props)).map_err(perr)?;
+        let scratch = std::sync::Mutex::new(Vec::new());
+        for input in self.shard_inputs(shard) {
+            for batch in DocumentReader::open(input)? {
+                let docs = batch?;
+                let sigs = par_map(&docs, self.threads, |d| {
+                    let mut s = scratch
+                        .lock()
+                        .ok()
+                        .and_then(|mut v| v.pop())
+                        .unwrap_or_else(|| (minhash::Scratch::default(), String::new()));
+                    let sig = self.sign(&d.text, &mut s);
+                    if let Ok(mut v) = scratch.lock() {
+                        v.push(s);
+                    }
+                    sig
+                });
+                let mut id = StringBuilder::new();
+                let mut dump = StringBuilder::new();
+                let mut bytes = UInt64Builder::new();
+                let mut exact = BinaryBuilder::new();
+                let mut bands = BinaryBuilder::new();
+                let mut lines = BinaryBuilder::new();
+                let mut buf = Vec::new();
+                for (d, s) in docs.iter().zip(&sigs) {
+                    id.append_value(&d.id);
+                    dump.append_value(&d.dump);
+                    bytes.append_value(d.text.len() as u64);
+                    exact.append_value(s.exact.to_le_bytes());
+                    buf.clear();
+                    buf.extend(s.bands.iter().flat_map(|b| b.to_le_bytes()));
+                    bands.append_value(&buf);
+                    buf.clear();
+                    buf.extend(s.lines.iter().flat_map(|b| b.to_le_bytes()));
+                    lines.append_value(&buf);
+                }
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(id.finish()),
+                        Arc::new(dump.finish()),
+                        Arc::new(bytes.finish()),
+                        Arc::new(exact.finish()),
+                        Arc::new(bands.finish()),
+                        Arc::new(lines.finish()),
+                    ],
+                )?;
+                w.write(&batch).map_err(perr)?;
+            }
+        }
+        let file = w.into_inner().map_err(perr)?;
+        let file = file.into_inner().map_err(|e| PipelineError::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| PipelineError::io(&tmp, e))?;
+        fs::rename(&tmp, &dest).map_err(|e| PipelineError::io(&dest, e))?;
+        sync_dir(&dest)?;
+        crate::stage::failpoint("after_signatures", shard);
+        write_atomic(&marker, self.fingerprint.as_bytes())?;
+        Ok(true)
+    }
+}
+
+/// Runs step 1 for `shards` with `parallel` workers; returns how many were computed.
+pub fn run_signatures(
+    sig: &Signatures,
+    stage_dir: &Path,
+    shards: &[ShardId],
+    force: bool,
+    parallel: usize,
+) -> Result<(usize, f64)> {
+    let started = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..parallel.clamp(1, shards.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&shard) = shards.get(i) else { return };
+                let r = sig.run(stage_dir, shard, force);
+                let stop = r.is_err();
+                if let Ok(mut v) = results.lock() {
+                    v.push(r);
+                }
+                if stop {
+                    return;
+                }
+            });
+        }
+    });
+    let mut computed = 0;
+    for r in results.into_inner().unwrap_or_default() {
+        computed += usize::from(r?);
+    }
+    Ok((computed, started.elapsed().as_secs_f64()))
+}
