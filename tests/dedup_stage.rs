@@ -16,7 +16,7 @@ fn path_str(p: &Path) -> &str {
 }
 
 fn shingles(text: &str) -> HashSet<u64> {
-    let (mut buf, mut spans) = (String::new(), Vec::new());
+    let (mut buf, mut spans) = (Vec::new(), Vec::new());
     words(text, &mut buf, &mut spans);
     let mut set = HashSet::new();
     for_each_shingle(&buf, &spans, 5, |h| {

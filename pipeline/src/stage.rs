@@ -236,7 +236,7 @@ fn batch_rows() -> usize {
 /// (bench/ingest.sh, BENCHMARKS.md); stage outputs are intermediate, read once or twice.
 const ZSTD_LEVEL: i32 = 1;
 /// A row group is closed early past this many buffered bytes, to bound memory.
-const ROW_GROUP_BYTES: usize = 64 << 20;
+const ROW_GROUP_BYTES: usize = 24 << 20;
 
 /// Writes a Parquet file under a temporary name; [`commit`](Self::commit) makes it durable
 /// and moves it into place.

@@ -53,7 +53,7 @@ impl Apply {
     }
 
     /// `text` without its recurring lines, and how many lines went.
-    fn strip_lines(&self, text: &str, buf: &mut String) -> (String, u32) {
+    fn strip_lines(&self, text: &str, buf: &mut Vec<u8>) -> (String, u32) {
         let mut out = String::with_capacity(text.len());
         let mut removed = 0;
         for line in text.split_inclusive('\n') {
@@ -84,7 +84,7 @@ impl Stage for Apply {
     fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()> {
         let decisions = read_decisions(&self.cluster_dir, shard)?;
         let mut next = decisions.iter();
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         for input in self.signatures.shard_inputs(shard) {
             for batch in DocumentReader::open(input)? {
                 for mut doc in batch? {

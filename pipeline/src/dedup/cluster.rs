@@ -105,6 +105,8 @@ pub struct ClusterSummary {
     pub bridged_previous_survivors: u64,
     pub distinct_lines: u64,
     pub recurring_lines: u64,
+    /// Band-bucket candidates dropped by `verify_jaccard` (0 when off).
+    pub candidates_rejected_by_jaccard: u64,
 }
 
 /// `dedup/_index/cluster/_stats/cluster.json`: how the step ran (not what it decided), kept
@@ -334,6 +336,55 @@ impl EdgeFiles {
             w.flush().map_err(|e| PipelineError::io(p, e))?;
         }
         Ok(self.paths)
+    }
+}
+
+/// Every document's sorted shingle keys in one scratch file, read back by ordinal for
+/// `verify_jaccard`; 12 bytes per document in memory.
+struct ShingleStore {
+    file: File,
+    path: PathBuf,
+    offset: Vec<u64>,
+    len: Vec<u32>,
+}
+
+impl ShingleStore {
+    fn read(&self, o: u32, out: &mut Vec<u32>) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let n = self.len[o as usize] as usize;
+        let mut bytes = vec![0u8; n * 4];
+        self.file
+            .read_exact_at(&mut bytes, self.offset[o as usize])
+            .map_err(|e| PipelineError::io(&self.path, e))?;
+        out.clear();
+        out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        Ok(())
+    }
+}
+
+/// Jaccard similarity of two sorted, distinct key lists.
+fn jaccard(a: &[u32], b: &[u32]) -> f64 {
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = a.len() + b.len() - inter;
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
     }
 }
 
@@ -590,7 +641,8 @@ pub fn run_cluster(
         )));
     }
     let limit = cfg.memory_limit_mb << 20;
-    let arrays = BYTES_PER_DOC * n as u64;
+    let verify = cfg.minhash.enabled && cfg.minhash.verify_jaccard > 0.0;
+    let arrays = (BYTES_PER_DOC + if verify { 12 } else { 0 }) * n as u64;
     let budget = limit.saturating_sub(arrays + RESERVE);
     if budget < (16 << 20) {
         return Err(PipelineError::Config(format!(
@@ -659,6 +711,43 @@ pub fn run_cluster(
     run_stats.spilled_bytes += ids.spilled_bytes();
     drop(ids);
 
+    let store = if verify {
+        let path = tmp.join("shingles.bin");
+        let f = File::create(&path).map_err(|e| PipelineError::io(&path, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let (mut offset, mut len) = (vec![0u64; n], vec![0u32; n]);
+        let mut at = 0u64;
+        for (f, t) in tables.iter().enumerate() {
+            let mut row = 0usize;
+            scan(&t.path, &["shingles"], |b| {
+                let sh = col(b, &t.path, "shingles")?
+                    .as_binary_opt::<i32>()
+                    .ok_or_else(|| bad_col(&t.path, "shingles"))?;
+                for i in 0..b.num_rows() {
+                    let o = ord_of[f][row] as usize;
+                    row += 1;
+                    let v = sh.value(i);
+                    w.write_all(v).map_err(|e| PipelineError::io(&path, e))?;
+                    offset[o] = at;
+                    len[o] = (v.len() / 4) as u32;
+                    at += v.len() as u64;
+                }
+                Ok(())
+            })?;
+        }
+        w.flush().map_err(|e| PipelineError::io(&path, e))?;
+        drop(w);
+        let file = File::open(&path).map_err(|e| PipelineError::io(&path, e))?;
+        Some(ShingleStore {
+            file,
+            path,
+            offset,
+            len,
+        })
+    } else {
+        None
+    };
+
     // Pass 3: exact groups and band buckets → chained edges.
     let mut exact = ExternalSorter::<(u128, u32)>::new(&tmp, "exact", budget / 4);
     let mut bands = ExternalSorter::<(u64, u32)>::new(&tmp, "bands", budget - budget / 4);
@@ -707,14 +796,52 @@ pub fn run_cluster(
     )?;
     let bands = bands.finish()?;
     run_stats.spilled_bytes += bands.spilled_bytes();
+    let threshold = cfg.minhash.verify_jaccard;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    // Pairs already verified (a pair shares up to `bands` buckets); cleared when large.
+    let mut seen: std::collections::HashMap<(u32, u32), bool> = std::collections::HashMap::new();
+    let mut rejected = 0u64;
     bands.for_each_group(
         |r| r.0,
         |g| {
             members.clear();
             members.extend(g.iter().map(|r| r.1));
+            if let (Some(store), true) = (&store, members.len() > 1) {
+                // Verify each member against the group's earliest one (by dump): any
+                // prefix of dumps that holds a member holds it too, so the curve stays exact.
+                let center = members
+                    .iter()
+                    .copied()
+                    .min_by_key(|&o| (dump_of[o as usize], o))
+                    .unwrap_or(members[0]);
+                store.read(center, &mut a)?;
+                let mut kept = vec![center];
+                for &m in members.iter().filter(|&&m| m != center) {
+                    if seen.len() > 1 << 20 {
+                        seen.clear();
+                    }
+                    let ok = match seen.get(&(center, m)) {
+                        Some(&ok) => ok,
+                        None => {
+                            store.read(m, &mut b)?;
+                            let ok = jaccard(&a, &b) >= threshold;
+                            seen.insert((center, m), ok);
+                            ok
+                        }
+                    };
+                    if ok {
+                        kept.push(m);
+                    } else {
+                        rejected += 1;
+                    }
+                }
+                return edges.chain(&mut kept, &dump_of);
+            }
             edges.chain(&mut members, &dump_of)
         },
     )?;
+    summary.candidates_rejected_by_jaccard = rejected;
+    drop(store);
     summary.candidate_edges = edges.count;
     let edge_files = edges.finish()?;
 
@@ -727,7 +854,9 @@ pub fn run_cluster(
         parent: (0..n as u32).collect(),
     };
     let last_prev = prev_dumps.last().and_then(|d| dump_index.get(d.as_str()).copied());
-    let mut old_roots: Vec<u32> = Vec::new();
+    // Survivors among the earlier runs' documents before this run's dumps join, marked in
+    // `size` (not yet in use) so the check costs no memory of its own.
+    let mut size = vec![0u32; n];
     let (mut docs, mut merged) = (0u64, 0u64);
     for (k, path) in edge_files.iter().enumerate() {
         docs += per_dump_docs[k];
@@ -754,13 +883,18 @@ pub fn run_cluster(
             removed_share: if docs == 0 { 0.0 } else { merged as f64 / docs as f64 },
         });
         if Some(k as u16) == last_prev {
-            old_roots = (0..n as u32)
-                .filter(|&o| dump_of[o as usize] <= k as u16 && uf.find(o) == o)
-                .collect();
+            for o in 0..n as u32 {
+                if dump_of[o as usize] <= k as u16 && uf.find(o) == o {
+                    size[o as usize] = 1;
+                }
+            }
         }
     }
+    summary.bridged_previous_survivors = (0..n as u32)
+        .filter(|&o| size[o as usize] == 1 && uf.find(o) != o)
+        .count() as u64;
+    size.fill(0);
     let mut status = vec![Status::Keep; n];
-    let mut size = vec![0u32; n];
     let prev_set: BTreeSet<u16> = prev_dumps
         .iter()
         .filter_map(|d| dump_index.get(d.as_str()).copied())
@@ -786,7 +920,6 @@ pub fn run_cluster(
             Status::Near => c.near_duplicate += 1,
         }
     }
-    summary.bridged_previous_survivors = old_roots.iter().filter(|&&o| uf.find(o) != o).count() as u64;
     for &s in &size {
         if s > 0 {
             *summary.cluster_sizes.entry(u64::from(s)).or_default() += 1;
@@ -897,6 +1030,13 @@ fn bad_col(path: &Path, name: &str) -> PipelineError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jaccard_of_sorted_key_lists() {
+        assert_eq!(jaccard(&[1, 2, 3, 4], &[3, 4, 5, 6]), 2.0 / 6.0);
+        assert_eq!(jaccard(&[], &[]), 1.0);
+        assert_eq!(jaccard(&[1], &[2]), 0.0);
+    }
 
     #[test]
     fn union_find_roots_are_smallest_ordinals() {

@@ -60,6 +60,10 @@ pub struct MinhashConfig {
     pub rows: usize,
     /// Seed of the permutations: runs to be compared (or merged incrementally) share it.
     pub seed: u64,
+    /// When > 0, a band-bucket candidate joins its bucket's earliest member only if their
+    /// exact shingle-set Jaccard similarity reaches this value (signatures then also store
+    /// each document's shingle keys: ~4 bytes per word).
+    pub verify_jaccard: f64,
 }
 
 impl Default for MinhashConfig {
@@ -71,6 +75,7 @@ impl Default for MinhashConfig {
             bands: 14,
             rows: 8,
             seed: 1,
+            verify_jaccard: 0.0,
         }
     }
 }
@@ -143,6 +148,12 @@ impl DedupConfig {
                 m.ngram, m.bands, m.rows
             ));
         }
+        if !(0.0..=1.0).contains(&m.verify_jaccard) {
+            return bad(format!(
+                "dedup.minhash.verify_jaccard = {}: use 0 (off) to 1",
+                m.verify_jaccard
+            ));
+        }
         if self.memory_limit_mb < 64 {
             return bad(format!(
                 "dedup.memory_limit_mb = {}: give at least 64",
@@ -196,6 +207,8 @@ fn signature_schema() -> SchemaRef {
         Field::new("bands", DataType::Binary, false),
         // Distinct line hashes, little-endian u64s.
         Field::new("lines", DataType::Binary, false),
+        // Sorted distinct shingle keys, little-endian u32s (only with verify_jaccard).
+        Field::new("shingles", DataType::Binary, false),
     ]))
 }
 
@@ -215,6 +228,7 @@ struct DocSignature {
     exact: u128,
     bands: Vec<u64>,
     lines: Vec<u64>,
+    shingles: Vec<u32>,
 }
 
 impl Signatures {
@@ -223,7 +237,7 @@ impl Signatures {
         let (inputs, upstream_fp) = committed_outputs(upstream, "dedup")?;
         let sizes = file_sizes(inputs.iter().map(PathBuf::as_path))?;
         let key = serde_json::json!({
-            "stage": "dedup-signatures/1",
+            "stage": "dedup-signatures/2",
             "normalize": cfg.normalize,
             "minhash": cfg.minhash,
             "upstream": upstream_fp,
@@ -257,17 +271,28 @@ impl Signatures {
             .collect()
     }
 
-    fn sign(&self, text: &str, s: &mut (minhash::Scratch, String)) -> DocSignature {
+    fn sign(&self, text: &str, s: &mut (minhash::Scratch, Vec<u8>)) -> DocSignature {
         let exact = self.cfg.normalize.exact_hash(text, &mut s.1);
         let mut bands = Vec::new();
+        let mut shingles = Vec::new();
         if self.cfg.minhash.enabled && self.hasher.signature(text, &mut s.0) {
             self.hasher.band_keys(&s.0, &mut bands);
+            if self.cfg.minhash.verify_jaccard > 0.0 {
+                shingles = self.hasher.shingle_keys(&s.0).to_vec();
+                shingles.sort_unstable();
+                shingles.dedup();
+            }
         }
         let mut lines = Vec::new();
         if self.cfg.lines.enabled {
             self.cfg.normalize.line_hashes(text, &mut s.1, &mut lines);
         }
-        DocSignature { exact, bands, lines }
+        DocSignature {
+            exact,
+            bands,
+            lines,
+            shingles,
+        }
     }
 
     /// Computes and commits the signature table of `shard`; a committed one with the same
@@ -323,7 +348,7 @@ impl Signatures {
                         .lock()
                         .ok()
                         .and_then(|mut v| v.pop())
-                        .unwrap_or_else(|| (minhash::Scratch::default(), String::new()));
+                        .unwrap_or_else(|| (minhash::Scratch::default(), Vec::new()));
                     let sig = self.sign(&d.text, &mut s);
                     if let Ok(mut v) = scratch.lock() {
                         v.push(s);
@@ -336,6 +361,7 @@ impl Signatures {
                 let mut exact = BinaryBuilder::new();
                 let mut bands = BinaryBuilder::new();
                 let mut lines = BinaryBuilder::new();
+                let mut shingles = BinaryBuilder::new();
                 let mut buf = Vec::new();
                 for (d, s) in docs.iter().zip(&sigs) {
                     id.append_value(&d.id);
@@ -348,6 +374,9 @@ impl Signatures {
                     buf.clear();
                     buf.extend(s.lines.iter().flat_map(|b| b.to_le_bytes()));
                     lines.append_value(&buf);
+                    buf.clear();
+                    buf.extend(s.shingles.iter().flat_map(|b| b.to_le_bytes()));
+                    shingles.append_value(&buf);
                 }
                 let batch = RecordBatch::try_new(
                     schema.clone(),
@@ -358,6 +387,7 @@ impl Signatures {
                         Arc::new(exact.finish()),
                         Arc::new(bands.finish()),
                         Arc::new(lines.finish()),
+                        Arc::new(shingles.finish()),
                     ],
                 )?;
                 w.write(&batch).map_err(perr)?;
@@ -401,8 +431,11 @@ pub fn run_signatures(
             });
         }
     });
+    let results = results
+        .into_inner()
+        .map_err(|_| PipelineError::Config("a dedup signature worker panicked".into()))?;
     let mut computed = 0;
-    for r in results.into_inner().unwrap_or_default() {
+    for r in results {
         computed += usize::from(r?);
     }
     Ok((computed, started.elapsed().as_secs_f64()))

@@ -27,10 +27,10 @@ impl Default for Normalize {
 }
 
 impl Normalize {
-    /// Writes the normalised form of `s` into `out` (cleared first).
-    pub fn apply(&self, s: &str, out: &mut String) {
+    /// Writes the normalised form of `s` into `out` (cleared first) as UTF-8 bytes.
+    pub fn apply(&self, s: &str, out: &mut Vec<u8>) {
         out.clear();
-        if self.nfc && is_nfc_quick(s.chars()) != IsNormalized::Yes {
+        if self.nfc && !s.is_ascii() && is_nfc_quick(s.chars()) != IsNormalized::Yes {
             let composed: String = s.nfc().collect();
             self.fold(&composed, out);
         } else {
@@ -38,47 +38,94 @@ impl Normalize {
         }
     }
 
-    fn fold(&self, s: &str, out: &mut String) {
+    fn fold(&self, s: &str, out: &mut Vec<u8>) {
         let mut pending_space = false;
-        for c in s.chars() {
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 {
+                // ASCII fast path, a run at a time: most web text is ASCII, and per-char
+                // decoding dominated this step.
+                if self.collapse_whitespace && ASCII_SPACE[b as usize] {
+                    pending_space = !out.is_empty();
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < bytes.len()
+                    && bytes[i] < 0x80
+                    && !(self.collapse_whitespace && ASCII_SPACE[bytes[i] as usize])
+                {
+                    i += 1;
+                }
+                if pending_space {
+                    out.push(b' ');
+                    pending_space = false;
+                }
+                let at = out.len();
+                out.extend_from_slice(&bytes[start..i]);
+                if self.lowercase {
+                    out[at..].make_ascii_lowercase();
+                }
+                continue;
+            }
+            let c = s[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+            let len = c.len_utf8();
+            i += len;
             if self.collapse_whitespace && c.is_whitespace() {
                 pending_space = !out.is_empty();
                 continue;
             }
             if pending_space {
-                out.push(' ');
+                out.push(b' ');
                 pending_space = false;
             }
-            if self.lowercase && !c.is_lowercase() && c.is_alphabetic() {
-                out.extend(c.to_lowercase());
+            if self.lowercase && c.is_uppercase() {
+                let mut tmp = [0u8; 4];
+                for l in c.to_lowercase() {
+                    out.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
+                }
             } else {
-                out.push(c);
+                out.extend_from_slice(&bytes[i - len..i]);
             }
         }
     }
 
     /// xxh3-128 of the normalised text.
-    pub fn exact_hash(&self, text: &str, buf: &mut String) -> u128 {
+    pub fn exact_hash(&self, text: &str, buf: &mut Vec<u8>) -> u128 {
         self.apply(text, buf);
-        xxh3_128(buf.as_bytes())
+        xxh3_128(buf)
     }
 
     /// Hash of one line for string-level dedup; `None` for a line that is blank once
     /// normalised (blank lines are layout, never boilerplate to remove).
-    pub fn line_hash(&self, line: &str, buf: &mut String) -> Option<u64> {
+    pub fn line_hash(&self, line: &str, buf: &mut Vec<u8>) -> Option<u64> {
         self.apply(line, buf);
-        let t = buf.trim();
-        (!t.is_empty()).then(|| xxh3_64(t.as_bytes()))
+        let t = buf.trim_ascii();
+        (!t.is_empty()).then(|| xxh3_64(t))
     }
 
     /// Distinct line hashes of `text`, sorted: a line counts once per document.
-    pub fn line_hashes(&self, text: &str, buf: &mut String, out: &mut Vec<u64>) {
+    pub fn line_hashes(&self, text: &str, buf: &mut Vec<u8>, out: &mut Vec<u64>) {
         out.clear();
         out.extend(text.lines().filter_map(|l| self.line_hash(l, buf)));
         out.sort_unstable();
         out.dedup();
     }
 }
+
+/// ASCII bytes `char::is_whitespace` accepts: tab, LF, VT, FF, CR, space.
+const ASCII_SPACE: [bool; 128] = {
+    let mut t = [false; 128];
+    t[9] = true;
+    t[10] = true;
+    t[11] = true;
+    t[12] = true;
+    t[13] = true;
+    t[32] = true;
+    t
+};
 
 /// Han, Kana, Hangul and other scripts written without spaces: each character is a word,
 /// as in the filter stage's rules, so Chinese text still yields n-gram shingles.
@@ -89,45 +136,76 @@ fn is_unspaced(c: char) -> bool {
         | 0x20000..=0x2FA1F | 0x0E00..=0x0E7F)
 }
 
-/// Lower-cased words of `text` joined by single spaces into `buf`, with the byte span of
-/// each word in `spans`. Words are runs of letters, digits and marks; punctuation and
-/// whitespace only separate them (so "word," and "word" shingle alike, as datatrove's
-/// `simplify_text` intends).
-pub fn words(text: &str, buf: &mut String, spans: &mut Vec<(u32, u32)>) {
+/// Lower-cased words of `text` joined by single spaces into `buf` (UTF-8), with the
+/// byte span of each word in `spans`. Words are runs of letters, digits and marks;
+/// punctuation and whitespace only separate them (so "word," and "word" shingle alike,
+/// as datatrove's `simplify_text` intends).
+pub fn words(text: &str, buf: &mut Vec<u8>, spans: &mut Vec<(u32, u32)>) {
     buf.clear();
     spans.clear();
     let mut start: Option<usize> = None;
-    let close = |buf: &mut String, spans: &mut Vec<(u32, u32)>, start: &mut Option<usize>| {
-        if let Some(s) = start.take() {
-            spans.push((s as u32, buf.len() as u32));
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut tmp = [0u8; 4];
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            // ASCII fast path, a run of letters and digits at a time.
+            if !b.is_ascii_alphanumeric() {
+                if let Some(s) = start.take() {
+                    spans.push((s as u32, buf.len() as u32));
+                }
+                i += 1;
+                continue;
+            }
+            let from = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            if start.is_none() {
+                if !buf.is_empty() {
+                    buf.push(b' ');
+                }
+                start = Some(buf.len());
+            }
+            let at = buf.len();
+            buf.extend_from_slice(&bytes[from..i]);
+            buf[at..].make_ascii_lowercase();
+            continue;
         }
-    };
-    for c in text.chars() {
+        let c = text[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+        i += c.len_utf8();
         if is_unspaced(c) {
-            close(buf, spans, &mut start);
+            if let Some(s) = start.take() {
+                spans.push((s as u32, buf.len() as u32));
+            }
             if !buf.is_empty() {
-                buf.push(' ');
+                buf.push(b' ');
             }
             let s = buf.len();
-            buf.push(c);
+            buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
             spans.push((s as u32, buf.len() as u32));
         } else if c.is_alphanumeric() || (start.is_some() && is_mark(c)) {
             if start.is_none() {
                 if !buf.is_empty() {
-                    buf.push(' ');
+                    buf.push(b' ');
                 }
                 start = Some(buf.len());
             }
             if c.is_uppercase() {
-                buf.extend(c.to_lowercase());
+                for l in c.to_lowercase() {
+                    buf.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
+                }
             } else {
-                buf.push(c);
+                buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
             }
-        } else {
-            close(buf, spans, &mut start);
+        } else if let Some(s) = start.take() {
+            spans.push((s as u32, buf.len() as u32));
         }
     }
-    close(buf, spans, &mut start);
+    if let Some(s) = start {
+        spans.push((s as u32, buf.len() as u32));
+    }
 }
 
 /// Combining marks continue a word (Devanagari vowel signs, Arabic harakat...).
@@ -140,11 +218,10 @@ fn is_mark(c: char) -> bool {
 /// Calls `f` with the xxh3-64 of every word `n`-gram (words joined by one space). A text
 /// of fewer than `n` words (but at least one) is one shingle, as in datatrove; a text
 /// without words has none.
-pub fn for_each_shingle(buf: &str, spans: &[(u32, u32)], n: usize, mut f: impl FnMut(u64)) {
+pub fn for_each_shingle(bytes: &[u8], spans: &[(u32, u32)], n: usize, mut f: impl FnMut(u64)) {
     if spans.is_empty() || n == 0 {
         return;
     }
-    let bytes = buf.as_bytes();
     if spans.len() < n {
         f(xxh3_64(bytes));
         return;
@@ -161,11 +238,11 @@ mod tests {
     #[test]
     fn normalisation_folds_case_space_and_composition() {
         let n = Normalize::default();
-        let (mut a, mut b) = (String::new(), String::new());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
         // "é" precomposed vs e + combining acute; tabs and double spaces.
         n.apply("  Caf\u{e9}\tAU  lait \n", &mut a);
         n.apply("cafe\u{301} au lait", &mut b);
-        assert_eq!(a, "café au lait");
+        assert_eq!(a, "café au lait".as_bytes());
         assert_eq!(a, b);
         let raw = Normalize {
             nfc: false,
@@ -173,21 +250,22 @@ mod tests {
             collapse_whitespace: false,
         };
         raw.apply("A  b", &mut a);
-        assert_eq!(a, "A  b");
+        assert_eq!(a, b"A  b");
     }
 
     #[test]
     fn words_split_on_punctuation_and_cjk_characters() {
-        let (mut buf, mut spans) = (String::new(), Vec::new());
-        words("Hello, World! It's 2024 — 我们是人", &mut buf, &mut spans);
-        assert_eq!(buf, "hello world it s 2024 我 们 是 人");
+        let (mut buf, mut spans) = (Vec::new(), Vec::new());
+        words("Hello, World! It's 2024 — 我们是人 ÉTÉ", &mut buf, &mut spans);
+        let buf = String::from_utf8(buf).unwrap_or_default();
+        assert_eq!(buf, "hello world it s 2024 我 们 是 人 été");
         let w: Vec<&str> = spans.iter().map(|&(s, e)| &buf[s as usize..e as usize]).collect();
-        assert_eq!(w, ["hello", "world", "it", "s", "2024", "我", "们", "是", "人"]);
+        assert_eq!(w, ["hello", "world", "it", "s", "2024", "我", "们", "是", "人", "été"]);
     }
 
     #[test]
     fn shingles_are_word_ngrams() {
-        let (mut buf, mut spans) = (String::new(), Vec::new());
+        let (mut buf, mut spans) = (Vec::new(), Vec::new());
         words("a b c d e f", &mut buf, &mut spans);
         let mut got = Vec::new();
         for_each_shingle(&buf, &spans, 5, |h| got.push(h));
@@ -205,7 +283,7 @@ mod tests {
     #[test]
     fn line_hashes_skip_blank_lines_and_repeat_once() {
         let n = Normalize::default();
-        let (mut buf, mut out) = (String::new(), Vec::new());
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
         n.line_hashes("Home\n\n  home \nAbout us\n\t\n", &mut buf, &mut out);
         assert_eq!(out.len(), 2);
     }
