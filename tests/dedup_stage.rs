@@ -57,7 +57,7 @@ const HEADER: &str = "Home | Chapters | Search the Whaling Library";
 const FOOTER: &str = "© The Whaling Library — all texts in the public domain";
 
 fn page(body: &str) -> String {
-    format!("{HEADER}\n{body}\n{FOOTER}")
+    format!("{HEADER}\n\n{body}\n\n{FOOTER}")
 }
 
 fn write_jsonl(path: &Path, docs: &[(String, String)]) {

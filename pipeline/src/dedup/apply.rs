@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::cluster::{self, read_decisions, read_recurring_lines, Status};
+use super::text::segments;
 use super::{DedupConfig, IndexPaths, Signatures};
 use crate::error::{PipelineError, Result};
 use crate::schema::{Columns, DocumentReader};
@@ -52,20 +53,20 @@ impl Apply {
         &self.fingerprint
     }
 
-    /// `text` without its recurring lines, and how many lines went.
+    /// `text` without its recurring lines (or paragraphs), and how many went.
     fn strip_lines(&self, text: &str, buf: &mut Vec<u8>) -> (String, u32) {
         let mut out = String::with_capacity(text.len());
         let mut removed = 0;
-        for line in text.split_inclusive('\n') {
+        for (content, full) in segments(text, self.cfg.lines.unit) {
             let recurring = self
                 .cfg
                 .normalize
-                .line_hash(line.trim_end_matches(['\r', '\n']), buf)
+                .line_hash(content, buf)
                 .is_some_and(|h| self.recurring.binary_search(&h).is_ok());
             if recurring {
                 removed += 1;
             } else {
-                out.push_str(line);
+                out.push_str(full);
             }
         }
         (out, removed)

@@ -471,7 +471,9 @@ fn adopt_previous(cfg: &DedupConfig, paths: &IndexPaths) -> Result<Vec<PathBuf>>
 
 /// What an index's signatures were computed with; indexes merge only when equal.
 fn index_settings(cfg: &DedupConfig) -> serde_json::Value {
-    serde_json::json!({"normalize": cfg.normalize, "minhash": cfg.minhash, "lines": cfg.lines.enabled})
+    serde_json::json!({
+        "normalize": cfg.normalize, "minhash": cfg.minhash, "lines": cfg.lines.enabled, "unit": cfg.lines.unit,
+    })
 }
 
 fn check_compatible(cfg: &DedupConfig, index: &Path) -> Result<()> {

@@ -84,6 +84,8 @@ impl Default for MinhashConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LinesConfig {
     pub enabled: bool,
+    /// `line` (default) or `paragraph` (blank-line-separated blocks).
+    pub unit: text::Unit,
     /// A line found in more than this many surviving documents is removed from all of them.
     pub max_docs: u64,
 }
@@ -92,6 +94,7 @@ impl Default for LinesConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            unit: text::Unit::Line,
             max_docs: 10,
         }
     }
@@ -240,6 +243,7 @@ impl Signatures {
             "stage": "dedup-signatures/2",
             "normalize": cfg.normalize,
             "minhash": cfg.minhash,
+            "unit": cfg.lines.unit,
             "upstream": upstream_fp,
         });
         let m = &cfg.minhash;
@@ -285,7 +289,9 @@ impl Signatures {
         }
         let mut lines = Vec::new();
         if self.cfg.lines.enabled {
-            self.cfg.normalize.line_hashes(text, &mut s.1, &mut lines);
+            self.cfg
+                .normalize
+                .unit_hashes(text, self.cfg.lines.unit, &mut s.1, &mut lines);
         }
         DocSignature {
             exact,

@@ -106,13 +106,64 @@ impl Normalize {
         (!t.is_empty()).then(|| xxh3_64(t))
     }
 
-    /// Distinct line hashes of `text`, sorted: a line counts once per document.
-    pub fn line_hashes(&self, text: &str, buf: &mut Vec<u8>, out: &mut Vec<u64>) {
+    /// Distinct hashes of `text`'s units (lines or paragraphs), sorted: a unit counts once
+    /// per document.
+    pub fn unit_hashes(&self, text: &str, unit: Unit, buf: &mut Vec<u8>, out: &mut Vec<u64>) {
         out.clear();
-        out.extend(text.lines().filter_map(|l| self.line_hash(l, buf)));
+        for (content, _) in segments(text, unit) {
+            if let Some(h) = self.line_hash(content, buf) {
+                out.push(h);
+            }
+        }
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// What string-level dedup counts and removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Each line (CCNet's unit).
+    Line,
+    /// Blocks of lines separated by blank lines.
+    Paragraph,
+}
+
+/// `text` cut into units: `(content, full)` where `full` is the exact slice the unit
+/// occupies (with its line ends, and for a paragraph the blank lines after it), so the
+/// text is the concatenation of the `full` slices and removing a unit removes `full`.
+pub fn segments(text: &str, unit: Unit) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    match unit {
+        Unit::Line => {
+            for l in text.split_inclusive('\n') {
+                out.push((l.trim_end_matches(['\r', '\n']), l));
+            }
+        }
+        Unit::Paragraph => {
+            // [start, content_end, end) per paragraph, in bytes.
+            let (mut start, mut content_end, mut at) = (0usize, None::<usize>, 0usize);
+            for l in text.split_inclusive('\n') {
+                let blank = l.trim().is_empty();
+                if blank {
+                    if content_end.is_none() && at > start {
+                        content_end = Some(at);
+                    }
+                } else if let Some(ce) = content_end {
+                    out.push((&text[start..ce], &text[start..at]));
+                    start = at;
+                    content_end = None;
+                }
+                at += l.len();
+            }
+            if at > start {
+                let ce = content_end.unwrap_or(at);
+                out.push((&text[start..ce], &text[start..at]));
+            }
+        }
+    }
+    out
 }
 
 /// ASCII bytes `char::is_whitespace` accepts: tab, LF, VT, FF, CR, space.
@@ -284,7 +335,20 @@ mod tests {
     fn line_hashes_skip_blank_lines_and_repeat_once() {
         let n = Normalize::default();
         let (mut buf, mut out) = (Vec::new(), Vec::new());
-        n.line_hashes("Home\n\n  home \nAbout us\n\t\n", &mut buf, &mut out);
+        n.unit_hashes("Home\n\n  home \nAbout us\n\t\n", Unit::Line, &mut buf, &mut out);
         assert_eq!(out.len(), 2);
+        n.unit_hashes("Home\n\n  home \nAbout us\n\t\n", Unit::Paragraph, &mut buf, &mut out);
+        assert_eq!(out.len(), 2, "`Home` and `home / About us`");
+    }
+
+    #[test]
+    fn segments_cover_the_text_exactly() {
+        let t = "Title\n\nFirst para\nstill first\n\n\nSecond\r\nend";
+        for unit in [Unit::Line, Unit::Paragraph] {
+            let segs = segments(t, unit);
+            assert_eq!(segs.iter().map(|s| s.1).collect::<String>(), t);
+        }
+        let p: Vec<&str> = segments(t, Unit::Paragraph).iter().map(|s| s.0).collect();
+        assert_eq!(p, ["Title\n", "First para\nstill first\n", "Second\r\nend"]);
     }
 }
