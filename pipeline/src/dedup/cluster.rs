@@ -561,10 +561,21 @@ pub fn run_cluster(
     if marker.exists() {
         fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
     }
-    let tmp = paths.cluster.join("_tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+    // Spill files go to a per-process folder (a retried task may overlap a slow one);
+    // folders of processes that no longer exist are leftovers of a killed run.
+    fs::create_dir_all(&paths.cluster).map_err(|e| PipelineError::io(&paths.cluster, e))?;
+    for e in fs::read_dir(&paths.cluster)
+        .map_err(|e| PipelineError::io(&paths.cluster, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("_tmp-") {
+            if !Path::new("/proc").join(pid).exists() {
+                fs::remove_dir_all(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
+            }
+        }
     }
+    let tmp = paths.cluster.join(format!("_tmp-{}", std::process::id()));
     fs::create_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
     fs::create_dir_all(paths.cluster.join(DONE_DIR)).map_err(|e| PipelineError::io(&paths.cluster, e))?;
 
