@@ -737,7 +737,7 @@ pub fn run_cluster(
                     .as_binary_opt::<i32>()
                     .ok_or_else(|| bad_col(&t.path, "shingles"))?;
                 for i in 0..b.num_rows() {
-                    let o = ord_of[f][row] as usize;
+                    let o = ordinal(&ord_of[f], row, &t.path)? as usize;
                     row += 1;
                     let v = sh.value(i);
                     w.write_all(v).map_err(|e| PipelineError::io(&path, e))?;
@@ -774,7 +774,7 @@ pub fn run_cluster(
                 .as_binary_opt::<i32>()
                 .ok_or_else(|| bad_col(&t.path, "bands"))?;
             for i in 0..b.num_rows() {
-                let o = ord_of[f][row];
+                let o = ordinal(&ord_of[f], row, &t.path)?;
                 row += 1;
                 if cfg.exact {
                     let v = ex.value(i);
@@ -961,7 +961,7 @@ pub fn run_cluster(
                     .as_binary_opt::<i32>()
                     .ok_or_else(|| bad_col(&t.path, "lines"))?;
                 for i in 0..b.num_rows() {
-                    let o = ord_of[f][row];
+                    let o = ordinal(&ord_of[f], row, &t.path)?;
                     row += 1;
                     if status[o as usize] == Status::Keep {
                         for h in le_words(ls.value(i)) {
@@ -1029,6 +1029,19 @@ pub fn run_cluster(
     crate::stage::failpoint("before_cluster_marker", ShardId::new(0, 1)?);
     write_atomic(&marker, fp.as_bytes())?;
     Ok(ClusterOutcome::Done(summary))
+}
+
+/// The ordinal of `row` of a table, or an error if the table grew since it was counted.
+fn ordinal(ords: &[u32], row: usize, path: &Path) -> Result<u32> {
+    ords.get(row).copied().ok_or_else(|| PipelineError::BadFile {
+        path: path.to_owned(),
+        offset: 0,
+        what: format!(
+            "signature table changed while dedup read it (row {row} of {})",
+            ords.len()
+        ),
+        fix: "rerun `loam dedup --phase cluster --force`".into(),
+    })
 }
 
 fn bad_col(path: &Path, name: &str) -> PipelineError {
