@@ -53,6 +53,11 @@ enum Command {
     Filter(FilterArgs),
     /// Exact, MinHash-LSH and line-level dedup across every dump (signatures → cluster → apply).
     Dedup(DedupArgs),
+    /// Encode or decode with a Hugging Face tokenizer.json, for checking by hand.
+    Tokenizer {
+        #[command(subcommand)]
+        action: TokenizerAction,
+    },
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
     Dag {
         #[arg(long)]
@@ -75,6 +80,20 @@ enum Command {
         /// Print the ledger as JSON on stdout instead of the result line.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenizerAction {
+    /// Text on stdin → token ids as a JSON array on stdout (no special tokens added).
+    Encode {
+        #[arg(long)]
+        tokenizer: PathBuf,
+    },
+    /// A JSON array of ids on stdin → their text on stdout.
+    Decode {
+        #[arg(long)]
+        tokenizer: PathBuf,
     },
 }
 
@@ -169,7 +188,7 @@ impl Split {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let raw_output = matches!(cli.command, Command::Dag { .. });
+    let raw_output = matches!(cli.command, Command::Dag { .. } | Command::Tokenizer { .. });
     match dispatch(cli) {
         Ok(Output::Line(line)) => {
             println!("{line}");
@@ -225,6 +244,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
             let cfg = config::load(&config, &overrides)?;
             dag::airflow(&cfg, &config, &binary, dag_id.as_deref()).map(Output::Text)
         }
+        Command::Tokenizer { action } => tokenizer_cmd(action).map(Output::Text),
         Command::Ledger { run_dir, json } => {
             let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
             eprint!("{}", ledger.table());
@@ -237,6 +257,26 @@ fn dispatch(cli: Cli) -> Result<Output> {
             Ok(Output::Line(
                 serde_json::json!({"ok": true, "run_dir": run_dir, "ledger": "balanced"}),
             ))
+        }
+    }
+}
+
+fn tokenizer_cmd(action: TokenizerAction) -> Result<String> {
+    use std::io::Read;
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).context("reading stdin")?;
+    let input = String::from_utf8(input).context("stdin is not UTF-8 text")?;
+    match action {
+        TokenizerAction::Encode { tokenizer } => {
+            let tok = loam_tokenize::Tokenizer::load(&tokenizer)?;
+            let ids = tok.encode(&input)?;
+            Ok(serde_json::to_string(&ids)? + "\n")
+        }
+        TokenizerAction::Decode { tokenizer } => {
+            let tok = loam_tokenize::Tokenizer::load(&tokenizer)?;
+            let ids: Vec<u32> = serde_json::from_str(&input)
+                .context("stdin is not a JSON array of token ids, e.g. [100000, 17464, 0]")?;
+            Ok(tok.decode(&ids)?)
         }
     }
 }
