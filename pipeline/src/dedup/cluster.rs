@@ -24,205 +24,23 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
-use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::graph::{jaccard, EdgeFiles, ShingleStore, UnionFind};
+pub use super::index::{
+    committed_fingerprint, read_decisions, read_recurring_lines, read_summary, ClusterRunStats, ClusterSummary,
+    CurvePoint, Decision, DumpCounts, Status,
+};
+use super::index::{decisions_path, DECISIONS_MAGIC, LINES_MAGIC};
 use super::sort::{le_u64, ExternalSorter};
 use super::{DedupConfig, IndexPaths, KeepRule};
 use crate::error::{PipelineError, Result};
 use crate::stage::{fingerprint, write_atomic, ShardId, DONE_DIR, STATS_DIR};
 
-/// What happened to a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Status {
-    Keep = 0,
-    /// An identical (normalised) text ranks before it.
-    Exact = 1,
-    /// Its cluster's survivor is a near duplicate.
-    Near = 2,
-}
-
-impl Status {
-    pub fn reason(self) -> Option<&'static str> {
-        match self {
-            Self::Keep => None,
-            Self::Exact => Some("exact_duplicate"),
-            Self::Near => Some("near_duplicate"),
-        }
-    }
-    fn from_u8(b: u8) -> Option<Self> {
-        match b {
-            0 => Some(Self::Keep),
-            1 => Some(Self::Exact),
-            2 => Some(Self::Near),
-            _ => None,
-        }
-    }
-}
-
-/// One point of the dedup-rate-vs-dumps curve.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CurvePoint {
-    /// Number of dumps deduplicated together (the first k, chronologically).
-    pub dumps: usize,
-    pub last_dump: String,
-    pub documents: u64,
-    pub removed: u64,
-    pub removed_share: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct DumpCounts {
-    pub documents: u64,
-    pub kept: u64,
-    pub exact_duplicate: u64,
-    pub near_duplicate: u64,
-    /// Documents from an earlier run's index (not written by this run).
-    pub from_previous_index: bool,
-}
-
-/// `dedup/_index/cluster/summary.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ClusterSummary {
-    pub fingerprint: String,
-    pub documents: u64,
-    pub documents_from_previous_index: u64,
-    pub kept: u64,
-    pub exact_duplicate: u64,
-    pub near_duplicate: u64,
-    /// Dumps in chronological (name) order; decisions refer to them by index.
-    pub dumps: Vec<String>,
-    pub per_dump: BTreeMap<String, DumpCounts>,
-    pub curve: Vec<CurvePoint>,
-    /// Cluster size → number of clusters (singletons included).
-    pub cluster_sizes: BTreeMap<u64, u64>,
-    /// Edges written from exact groups and band buckets (a chain per group).
-    pub candidate_edges: u64,
-    /// Survivors of an earlier run that this run's clustering would drop, because a new
-    /// document joins their cluster to one with an earlier survivor. Published output
-    /// cannot be retracted, so they stay; a full rerun would remove them.
-    pub bridged_previous_survivors: u64,
-    pub distinct_lines: u64,
-    pub recurring_lines: u64,
-    /// Band-bucket candidates dropped by `verify_jaccard` (0 when off).
-    pub candidates_rejected_by_jaccard: u64,
-}
-
-/// `dedup/_index/cluster/_stats/cluster.json`: how the step ran (not what it decided), kept
-/// apart so the index itself is byte-identical whatever the budget or machine.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ClusterRunStats {
-    pub seconds: f64,
-    pub documents: u64,
-    /// Bytes of sort runs written to disk (0 when every sort fit in memory).
-    pub spilled_bytes: u64,
-    pub sort_budget_bytes: u64,
-    pub per_document_array_bytes: u64,
-}
-
-impl ClusterSummary {
-    /// The curve as a small table for the terminal.
-    pub fn curve_table(&self) -> String {
-        let mut t = String::from(
-            "dedup rate vs dumps deduplicated together\n  dumps  last dump              documents    removed\n",
-        );
-        for p in &self.curve {
-            t.push_str(&format!(
-                "  {:>5}  {:<20} {:>11} {:>9.1}%\n",
-                p.dumps,
-                p.last_dump,
-                p.documents,
-                100.0 * p.removed_share
-            ));
-        }
-        t
-    }
-}
-
-const DECISIONS_MAGIC: &[u8; 8] = b"LOAMDEC1";
-const LINES_MAGIC: &[u8; 8] = b"LOAMLIN1";
 /// Per-document arrays held during clustering: ordinal map, dump, parent, id hash, size.
 const BYTES_PER_DOC: u64 = 4 + 2 + 4 + 8 + 4 + 2;
 /// Headroom for Parquet readers, writers and the process itself.
 const RESERVE: u64 = 48 << 20;
-
-/// The decision for one document, as `apply` reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub status: Status,
-    /// xxh3-64 of the survivor's id: the same for every member of a cluster.
-    pub cluster: u64,
-    /// Index into [`ClusterSummary::dumps`] of the survivor's dump.
-    pub survivor_dump: u16,
-}
-
-fn decisions_path(cluster_dir: &Path, shard: ShardId) -> PathBuf {
-    cluster_dir.join(format!("{}.decisions", shard.stem()))
-}
-
-/// Reads the decisions of `shard`, in the upstream shard's row order.
-pub fn read_decisions(cluster_dir: &Path, shard: ShardId) -> Result<Vec<Decision>> {
-    let path = decisions_path(cluster_dir, shard);
-    let bytes = fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
-    let bad = |what: &str| PipelineError::BadFile {
-        path: path.clone(),
-        offset: 0,
-        what: what.into(),
-        fix: "rerun `loam dedup --phase cluster --force`".into(),
-    };
-    if bytes.len() < 16 || &bytes[..8] != DECISIONS_MAGIC {
-        return Err(bad("not a loam decisions file"));
-    }
-    let n = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| bad("short header"))?) as usize;
-    let body = &bytes[16..];
-    if body.len() != n * 11 {
-        return Err(bad("truncated decisions file"));
-    }
-    body.chunks_exact(11)
-        .map(|c| {
-            let status = Status::from_u8(c[0]).ok_or_else(|| bad("unknown status byte"))?;
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&c[1..9]);
-            Ok(Decision {
-                status,
-                cluster: u64::from_le_bytes(x),
-                survivor_dump: u16::from_le_bytes([c[9], c[10]]),
-            })
-        })
-        .collect()
-}
-
-/// Reads the sorted recurring-line hashes.
-pub fn read_recurring_lines(cluster_dir: &Path) -> Result<Vec<u64>> {
-    let path = cluster_dir.join("recurring_lines.bin");
-    let bytes = fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
-    if bytes.len() < 8 || &bytes[..8] != LINES_MAGIC || (bytes.len() - 8) % 8 != 0 {
-        return Err(PipelineError::BadFile {
-            path,
-            offset: 0,
-            what: "not a loam recurring-lines file".into(),
-            fix: "rerun `loam dedup --phase cluster --force`".into(),
-        });
-    }
-    Ok(bytes[8..].chunks_exact(8).map(le_u64).collect())
-}
-
-pub fn read_summary(cluster_dir: &Path) -> Result<ClusterSummary> {
-    let path = cluster_dir.join("summary.json");
-    let bytes = fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| PipelineError::BadStats {
-        path,
-        detail: e.to_string(),
-    })
-}
-
-/// The cluster step's fingerprint, if it has committed.
-pub fn committed_fingerprint(cluster_dir: &Path) -> Option<String> {
-    fs::read_to_string(cluster_dir.join(DONE_DIR).join("cluster"))
-        .ok()
-        .map(|s| s.trim().to_owned())
-}
 
 /// Calls `f` with each batch of `cols` from a signature table.
 fn scan(path: &Path, cols: &[&str], mut f: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
@@ -256,136 +74,20 @@ fn col<'b>(b: &'b RecordBatch, path: &Path, name: &str) -> Result<&'b dyn Array>
         })
 }
 
+fn str_col<'b>(b: &'b RecordBatch, path: &Path, name: &str) -> Result<&'b arrow_array::StringArray> {
+    col(b, path, name)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| bad_col(path, name))
+}
+
+fn bin_col<'b>(b: &'b RecordBatch, path: &Path, name: &str) -> Result<&'b arrow_array::BinaryArray> {
+    col(b, path, name)?
+        .as_binary_opt::<i32>()
+        .ok_or_else(|| bad_col(path, name))
+}
+
 fn le_words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
     b.chunks_exact(8).map(le_u64)
-}
-
-/// Union-find over ordinals; the root of a set is its smallest ordinal, i.e. the
-/// document the keep rule prefers.
-struct UnionFind {
-    parent: Vec<u32>,
-}
-
-impl UnionFind {
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[x as usize];
-            self.parent[x as usize] = self.parent[p as usize]; // path halving
-            x = p;
-        }
-        x
-    }
-    /// Returns whether two sets were merged.
-    fn union(&mut self, a: u32, b: u32) -> bool {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra == rb {
-            return false;
-        }
-        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-        self.parent[hi as usize] = lo;
-        true
-    }
-}
-
-/// Edge files, one per dump: an edge lives in the file of the later of its two dumps.
-struct EdgeFiles {
-    writers: Vec<BufWriter<File>>,
-    paths: Vec<PathBuf>,
-    count: u64,
-}
-
-impl EdgeFiles {
-    fn new(dir: &Path, dumps: usize) -> Result<Self> {
-        let mut writers = Vec::with_capacity(dumps);
-        let mut paths = Vec::with_capacity(dumps);
-        for k in 0..dumps {
-            let p = dir.join(format!("edges-{k:05}.bin"));
-            let f = File::create(&p).map_err(|e| PipelineError::io(&p, e))?;
-            writers.push(BufWriter::with_capacity(64 << 10, f));
-            paths.push(p);
-        }
-        Ok(Self {
-            writers,
-            paths,
-            count: 0,
-        })
-    }
-
-    /// Chains `members` (sorted by ordinal) in dump order, so the members within any
-    /// prefix of dumps form a prefix of the chain and stay connected.
-    fn chain(&mut self, members: &mut [u32], dump_of: &[u16]) -> Result<()> {
-        if members.len() < 2 {
-            return Ok(());
-        }
-        members.sort_by_key(|&o| (dump_of[o as usize], o));
-        for w in members.windows(2) {
-            let k = dump_of[w[1] as usize] as usize;
-            let mut rec = [0u8; 8];
-            rec[..4].copy_from_slice(&w[0].to_le_bytes());
-            rec[4..].copy_from_slice(&w[1].to_le_bytes());
-            self.writers[k]
-                .write_all(&rec)
-                .map_err(|e| PipelineError::io(&self.paths[k], e))?;
-            self.count += 1;
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<Vec<PathBuf>> {
-        for (mut w, p) in self.writers.into_iter().zip(&self.paths) {
-            w.flush().map_err(|e| PipelineError::io(p, e))?;
-        }
-        Ok(self.paths)
-    }
-}
-
-/// Every document's sorted shingle keys in one scratch file, read back by ordinal for
-/// `verify_jaccard`; 12 bytes per document in memory.
-struct ShingleStore {
-    file: File,
-    path: PathBuf,
-    offset: Vec<u64>,
-    len: Vec<u32>,
-}
-
-impl ShingleStore {
-    fn read(&self, o: u32, out: &mut Vec<u32>) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let n = self.len[o as usize] as usize;
-        let mut bytes = vec![0u8; n * 4];
-        self.file
-            .read_exact_at(&mut bytes, self.offset[o as usize])
-            .map_err(|e| PipelineError::io(&self.path, e))?;
-        out.clear();
-        out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
-        Ok(())
-    }
-}
-
-/// Jaccard similarity of two sorted, distinct key lists.
-fn jaccard(a: &[u32], b: &[u32]) -> f64 {
-    let (mut i, mut j, mut inter) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                inter += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    let union = a.len() + b.len() - inter;
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
-    }
 }
 
 /// A signature table taking part in clustering.
@@ -612,9 +314,7 @@ pub fn run_cluster(
             &mut prev_dumps
         };
         scan(&t.path, &["dump"], |b| {
-            let d = col(b, &t.path, "dump")?
-                .as_string_opt::<i32>()
-                .ok_or_else(|| bad_col(&t.path, "dump"))?;
+            let d = str_col(b, &t.path, "dump")?;
             for i in 0..d.len() {
                 if !set.contains(d.value(i)) {
                     set.insert(d.value(i).to_owned());
@@ -684,12 +384,8 @@ pub fn run_cluster(
     for (f, t) in tables.iter().enumerate() {
         let mut row = 0u32;
         scan(&t.path, &["id", "dump"], |b| {
-            let id = col(b, &t.path, "id")?
-                .as_string_opt::<i32>()
-                .ok_or_else(|| bad_col(&t.path, "id"))?;
-            let d = col(b, &t.path, "dump")?
-                .as_string_opt::<i32>()
-                .ok_or_else(|| bad_col(&t.path, "dump"))?;
+            let id = str_col(b, &t.path, "id")?;
+            let d = str_col(b, &t.path, "dump")?;
             for i in 0..b.num_rows() {
                 let di = dump_index.get(d.value(i)).copied().unwrap_or(0);
                 ids.push((rank(di), id.value(i).to_owned(), f as u32, row))?;
@@ -733,9 +429,7 @@ pub fn run_cluster(
         for (f, t) in tables.iter().enumerate() {
             let mut row = 0usize;
             scan(&t.path, &["shingles"], |b| {
-                let sh = col(b, &t.path, "shingles")?
-                    .as_binary_opt::<i32>()
-                    .ok_or_else(|| bad_col(&t.path, "shingles"))?;
+                let sh = bin_col(b, &t.path, "shingles")?;
                 for i in 0..b.num_rows() {
                     let o = ordinal(&ord_of[f], row, &t.path)? as usize;
                     row += 1;
@@ -767,12 +461,8 @@ pub fn run_cluster(
     for (f, t) in tables.iter().enumerate() {
         let mut row = 0usize;
         scan(&t.path, &["exact", "bands"], |b| {
-            let ex = col(b, &t.path, "exact")?
-                .as_binary_opt::<i32>()
-                .ok_or_else(|| bad_col(&t.path, "exact"))?;
-            let bk = col(b, &t.path, "bands")?
-                .as_binary_opt::<i32>()
-                .ok_or_else(|| bad_col(&t.path, "bands"))?;
+            let ex = bin_col(b, &t.path, "exact")?;
+            let bk = bin_col(b, &t.path, "bands")?;
             for i in 0..b.num_rows() {
                 let o = ordinal(&ord_of[f], row, &t.path)?;
                 row += 1;
@@ -863,9 +553,7 @@ pub fn run_cluster(
     for &d in &dump_of {
         per_dump_docs[d as usize] += 1;
     }
-    let mut uf = UnionFind {
-        parent: (0..n as u32).collect(),
-    };
+    let mut uf = UnionFind::new(n);
     let last_prev = prev_dumps.last().and_then(|d| dump_index.get(d.as_str()).copied());
     // Survivors among the earlier runs' documents before this run's dumps join, marked in
     // `size` (not yet in use) so the check costs no memory of its own.
@@ -957,9 +645,7 @@ pub fn run_cluster(
         for (f, t) in tables.iter().enumerate() {
             let mut row = 0usize;
             scan(&t.path, &["lines"], |b| {
-                let ls = col(b, &t.path, "lines")?
-                    .as_binary_opt::<i32>()
-                    .ok_or_else(|| bad_col(&t.path, "lines"))?;
+                let ls = bin_col(b, &t.path, "lines")?;
                 for i in 0..b.num_rows() {
                     let o = ordinal(&ord_of[f], row, &t.path)?;
                     row += 1;
@@ -1050,31 +736,5 @@ fn bad_col(path: &Path, name: &str) -> PipelineError {
         offset: 0,
         what: format!("signature column `{name}` has the wrong type"),
         fix: "rerun `loam dedup --phase signatures --force`".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jaccard_of_sorted_key_lists() {
-        assert_eq!(jaccard(&[1, 2, 3, 4], &[3, 4, 5, 6]), 2.0 / 6.0);
-        assert_eq!(jaccard(&[], &[]), 1.0);
-        assert_eq!(jaccard(&[1], &[2]), 0.0);
-    }
-
-    #[test]
-    fn union_find_roots_are_smallest_ordinals() {
-        let mut uf = UnionFind {
-            parent: (0..6).collect(),
-        };
-        assert!(uf.union(4, 2));
-        assert!(uf.union(5, 4));
-        assert!(!uf.union(2, 5));
-        assert!(uf.union(3, 1));
-        assert_eq!(uf.find(5), 2);
-        assert_eq!(uf.find(3), 1);
-        assert_eq!(uf.find(0), 0);
     }
 }

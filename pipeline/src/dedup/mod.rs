@@ -13,6 +13,8 @@
 //! texts being read again: the incremental path.
 pub mod apply;
 pub mod cluster;
+mod graph;
+mod index;
 pub mod minhash;
 pub mod sort;
 pub mod text;
