@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use loam_pipeline::dedup::DedupConfig;
 use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
+use loam_pipeline::tokens::{TokenizeConfig, TokenizerConfig};
 use loam_pipeline::FilterConfig;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,10 @@ struct RawConfig {
     filter: FilterConfig,
     #[serde(default)]
     dedup: DedupConfig,
+    #[serde(default)]
+    tokenizer: TokenizerConfig,
+    #[serde(default)]
+    tokenize: TokenizeConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +73,8 @@ pub struct Resolved {
     pub ingest: IngestConfig,
     pub filter: FilterConfig,
     pub dedup: DedupConfig,
+    pub tokenizer: TokenizerConfig,
+    pub tokenize: TokenizeConfig,
 }
 
 /// Usage or configuration mistakes: the binary exits with status 2 for these.
@@ -112,6 +119,8 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
         ingest: IngestConfig::default(),
         filter: FilterConfig::default(),
         dedup: DedupConfig::default(),
+        tokenizer: TokenizerConfig::default(),
+        tokenize: TokenizeConfig::default(),
     };
     resolve(raw, Path::new(""))
 }
@@ -127,20 +136,27 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         ingest: IngestConfig::default(),
         filter: FilterConfig::default(),
         dedup: DedupConfig::default(),
+        tokenizer: TokenizerConfig::default(),
+        tokenize: TokenizeConfig::default(),
     }
+}
+
+/// `[section]` settings from `--set section.key=value` flags alone (with `--run DIR`).
+pub fn section_overrides<T: serde::de::DeserializeOwned>(section: &str, overrides: &[String]) -> Result<T> {
+    let mut table = toml::Table::new();
+    for o in overrides {
+        if !o.trim_start().starts_with(&format!("{section}.")) {
+            bail!(usage(format!("--set {o}: with --run only {section}.* settings apply")));
+        }
+        apply_override(&mut table, o)?;
+    }
+    let raw = table.remove(section).unwrap_or(toml::Value::Table(toml::Table::new()));
+    raw.try_into().map_err(|e| usage(format!("--set {section}.*: {e}")))
 }
 
 /// `[dedup]` settings from `--set dedup.key=value` flags alone (with `--run DIR`).
 pub fn dedup_overrides(overrides: &[String]) -> Result<DedupConfig> {
-    let mut table = toml::Table::new();
-    for o in overrides {
-        if !o.trim_start().starts_with("dedup.") {
-            bail!(usage(format!("--set {o}: with --run only dedup.* settings apply")));
-        }
-        apply_override(&mut table, o)?;
-    }
-    let raw = table.remove("dedup").unwrap_or(toml::Value::Table(toml::Table::new()));
-    let cfg: DedupConfig = raw.try_into().map_err(|e| usage(format!("--set dedup.*: {e}")))?;
+    let cfg: DedupConfig = section_overrides("dedup", overrides)?;
     cfg.validate().map_err(|e| usage(e.to_string()))?;
     Ok(cfg)
 }
@@ -187,12 +203,18 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
     raw.dedup.validate().map_err(|e| usage(e.to_string()))?;
     let mut dedup = raw.dedup;
     dedup.previous_index = dedup.previous_index.iter().map(|p| normalize(&base.join(p))).collect();
+    raw.tokenizer.validate().map_err(|e| usage(e.to_string()))?;
+    let mut tokenizer = raw.tokenizer;
+    tokenizer.from_file = tokenizer.from_file.map(|p| normalize(&base.join(p)));
+    tokenizer.bpe.pretokenizer_from = tokenizer.bpe.pretokenizer_from.map(|p| normalize(&base.join(p)));
     let mut filter = raw.filter;
     filter.lid_model = normalize(&base.join(&filter.lid_model));
     filter.blocklist = filter.blocklist.map(|b| normalize(&base.join(b)));
     Ok(Resolved {
         filter,
         dedup,
+        tokenizer,
+        tokenize: raw.tokenize,
         run_dir: normalize(&base.join(&raw.run.dir)),
         shards: raw.run.shards,
         seed: raw.run.seed,

@@ -18,7 +18,7 @@ struct Step {
 }
 
 /// The steps `loam run` runs, in order. Dedup is three: signatures per shard, one global
-/// cluster task, then apply per shard.
+/// cluster task, then apply per shard. The tokenizer is trained by one task.
 const STEPS: &[Step] = &[
     Step {
         name: "ingest",
@@ -43,6 +43,16 @@ const STEPS: &[Step] = &[
     Step {
         name: "dedup",
         args: "dedup --phase apply",
+        fan_out: true,
+    },
+    Step {
+        name: "tokenizer",
+        args: "tokenizer train",
+        fan_out: false,
+    },
+    Step {
+        name: "tokenize",
+        args: "tokenize",
         fan_out: true,
     },
 ];
@@ -102,9 +112,11 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
             let _ = writeln!(py, "        for i in range(SHARDS)");
             let _ = writeln!(py, "    ]");
         } else {
+            // Only the cluster step reads the split (to know how many shards to decide for).
+            let of = if name == "dedup_cluster" { " --of {SHARDS}" } else { "" };
             let _ = writeln!(
                 py,
-                "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' --of {{SHARDS}}\", retries=2)]"
+                "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}\", retries=2)]"
             );
         }
         if let Some(prev) = previous {

@@ -19,7 +19,11 @@ use loam_pipeline::dedup::{run_signatures, IndexPaths, Signatures};
 use loam_pipeline::filter::Filter;
 use loam_pipeline::ingest::Ingest;
 use loam_pipeline::stage::ShardId;
+use loam_pipeline::tokens::{
+    run_tokenizer, write_summary, Tokenize, TokenizeSummary, TokenizerConfig, TokenizerOutcome,
+};
 use loam_pipeline::PipelineError;
+use loam_tokenize::TokenizeError;
 
 use config::{Resolved, UsageError};
 use runner::{run_stage, split_threads, StageSummary};
@@ -53,11 +57,13 @@ enum Command {
     Filter(FilterArgs),
     /// Exact, MinHash-LSH and line-level dedup across every dump (signatures → cluster → apply).
     Dedup(DedupArgs),
-    /// Encode or decode with a Hugging Face tokenizer.json, for checking by hand.
+    /// Train the run's byte-level BPE (or any text files'); encode/decode by hand.
     Tokenizer {
         #[command(subcommand)]
         action: TokenizerAction,
     },
+    /// Encode the corpus into packed token shards with the run's tokenizer.
+    Tokenize(TokenizeArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
     Dag {
         #[arg(long)]
@@ -85,6 +91,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenizerAction {
+    /// Train a BBPE (DeepSeek pre-tokenizer unless tokenizer.bpe.pretokenizer_from is set):
+    /// on the run's corpus sample (--config / --run), or on text files line by line
+    /// (--input … --out DIR). Settings: --set tokenizer.bpe.vocab_size=8000 etc.
+    Train(TrainArgs),
     /// Text on stdin → token ids as a JSON array on stdout (no special tokens added).
     Encode {
         #[arg(long)]
@@ -95,6 +105,38 @@ enum TokenizerAction {
         #[arg(long)]
         tokenizer: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The run's TOML config.
+    #[arg(long, conflicts_with_all = ["run", "input", "out"])]
+    config: Option<PathBuf>,
+    /// Run directory holding a committed corpus (default upstream: dedup/).
+    #[arg(long, conflicts_with_all = ["input", "out"])]
+    run: Option<PathBuf>,
+    /// Text files to train on, line by line (repeatable); needs --out.
+    #[arg(long, requires = "out")]
+    input: Vec<PathBuf>,
+    /// Folder for tokenizer.json and tokenizer_config.json (with --input).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct TokenizeArgs {
+    /// The run's TOML config; or give --run instead.
+    #[arg(long, conflicts_with = "run")]
+    config: Option<PathBuf>,
+    /// Run directory holding a committed tokenizer/ and corpus.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    #[command(flatten)]
+    split: Split,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -188,7 +230,13 @@ impl Split {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let raw_output = matches!(cli.command, Command::Dag { .. } | Command::Tokenizer { .. });
+    let raw_output = matches!(
+        cli.command,
+        Command::Dag { .. }
+            | Command::Tokenizer {
+                action: TokenizerAction::Encode { .. } | TokenizerAction::Decode { .. }
+            }
+    );
     match dispatch(cli) {
         Ok(Output::Line(line)) => {
             println!("{line}");
@@ -200,7 +248,11 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let usage = e.downcast_ref::<UsageError>().is_some()
-                || matches!(e.downcast_ref::<PipelineError>(), Some(PipelineError::Config(_)));
+                || matches!(
+                    e.downcast_ref::<PipelineError>(),
+                    Some(PipelineError::Config(_) | PipelineError::Tokenize(TokenizeError::Config(_)))
+                )
+                || matches!(e.downcast_ref::<TokenizeError>(), Some(TokenizeError::Config(_)));
             eprintln!("error: {e:#}");
             // `loam dag > file` must not leave a JSON line in the file.
             if !raw_output {
@@ -244,7 +296,11 @@ fn dispatch(cli: Cli) -> Result<Output> {
             let cfg = config::load(&config, &overrides)?;
             dag::airflow(&cfg, &config, &binary, dag_id.as_deref()).map(Output::Text)
         }
+        Command::Tokenizer {
+            action: TokenizerAction::Train(args),
+        } => train_cmd(args).map(Output::Line),
         Command::Tokenizer { action } => tokenizer_cmd(action).map(Output::Text),
+        Command::Tokenize(args) => tokenize_cmd(args).map(Output::Line),
         Command::Ledger { run_dir, json } => {
             let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
             eprint!("{}", ledger.table());
@@ -278,7 +334,118 @@ fn tokenizer_cmd(action: TokenizerAction) -> Result<String> {
                 .context("stdin is not a JSON array of token ids, e.g. [100000, 17464, 0]")?;
             Ok(tok.decode(&ids)?)
         }
+        TokenizerAction::Train(_) => anyhow::bail!("internal: train is dispatched apart"),
     }
+}
+
+fn tokenizer_step(cfg: &Resolved, common: &Common) -> Result<TokenizerOutcome> {
+    loam_tokenize::set_parallel(threads(common) > 1);
+    let out = run_tokenizer(&cfg.run_dir, &cfg.tokenizer, cfg.seed, common.force)
+        .with_context(|| format!("tokenizer step in {}", cfg.run_dir.join("tokenizer").display()))?;
+    let m = out.meta();
+    eprintln!(
+        "tokenizer: {} ({} ids, embedding padded to {}; {} merges from {} documents, {:.1} MB){}",
+        m.source,
+        m.vocab_size,
+        m.padded_vocab_size,
+        m.merges.unwrap_or(0),
+        m.sample_docs,
+        m.sample_bytes as f64 / 1e6,
+        if matches!(out, TokenizerOutcome::AlreadyDone(_)) {
+            " (already committed)"
+        } else {
+            ""
+        }
+    );
+    Ok(out)
+}
+
+fn train_cmd(args: TrainArgs) -> Result<serde_json::Value> {
+    if let (Some(out), false) = (&args.out, args.input.is_empty()) {
+        // Standalone: text files in, a tokenizer folder out; no run directory.
+        let cfg: TokenizerConfig = config::section_overrides("tokenizer", &args.common.overrides)?;
+        loam_tokenize::set_parallel(threads(&args.common) > 1);
+        let started = std::time::Instant::now();
+        let trained = loam_tokenize::train::train_from_files(&cfg.bpe, &args.input)?;
+        let secs = started.elapsed().as_secs_f64();
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        loam_pipeline::stage::write_atomic(&out.join("tokenizer.json"), trained.tokenizer_json.as_bytes())?;
+        loam_pipeline::stage::write_atomic(
+            &out.join("tokenizer_config.json"),
+            trained.tokenizer_config_json.as_bytes(),
+        )?;
+        return Ok(serde_json::json!({
+            "ok": true, "out": out, "vocab_size": trained.vocab_size, "merges": trained.merges,
+            "padded_vocab_size": trained.padded_vocab_size, "eos_id": trained.eos_id, "seconds": secs,
+        }));
+    }
+    let cfg = match (&args.config, &args.run) {
+        (Some(c), _) => config::load(c, &args.common.overrides)?,
+        (None, Some(run)) => {
+            let mut cfg = config::for_run_dir(run, 1);
+            cfg.tokenizer = config::section_overrides("tokenizer", &args.common.overrides)?;
+            cfg
+        }
+        (None, None) => anyhow::bail!(UsageError(
+            "give --config FILE, --run DIR, or --input FILE... --out DIR (see loam tokenizer train --help)".into()
+        )),
+    };
+    if args.config.is_some() {
+        config::save(&cfg)?;
+    }
+    let out = tokenizer_step(&cfg, &args.common)?;
+    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "tokenizer": out.meta()}))
+}
+
+fn tokenize_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<StageSummary> {
+    let (parallel, per_shard) = split_threads(threads(common), shards.len());
+    let stage = Tokenize::new(&cfg.run_dir, &cfg.tokenizer.upstream, cfg.tokenize.clone(), per_shard)?;
+    let dir = cfg.run_dir.join("tokenize");
+    run_stage(&stage, &dir, shards, stage.fingerprint(), common.force, parallel)
+        .with_context(|| format!("tokenize into {}", dir.display()))
+}
+
+/// Writes `tokenize/summary.json` once every shard is committed; `None` before that.
+fn token_summary(cfg: &Resolved) -> Result<Option<TokenizeSummary>> {
+    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
+    let complete = ledger
+        .stages
+        .iter()
+        .any(|s| s.stage == "tokenize" && s.shards_committed == s.of && s.of > 0);
+    if !complete {
+        return Ok(None);
+    }
+    let s = write_summary(&cfg.run_dir)?;
+    eprintln!(
+        "tokenize: {} tokens in {} documents ({:.1} tokens/document, {:.2} bytes/token) -> {}",
+        s.total.tokens,
+        s.total.docs,
+        s.total.tokens_per_doc,
+        s.total.bytes_per_token,
+        cfg.run_dir.join("tokenize").display()
+    );
+    Ok(Some(s))
+}
+
+fn tokenize_cmd(args: TokenizeArgs) -> Result<serde_json::Value> {
+    let cfg = match (&args.config, &args.run) {
+        (Some(c), _) => config::load(c, &args.common.overrides)?,
+        (None, Some(run)) => {
+            let mut cfg = config::for_run_dir(run, args.split.of.unwrap_or(1));
+            cfg.tokenize = config::section_overrides("tokenize", &args.common.overrides)?;
+            cfg
+        }
+        (None, None) => anyhow::bail!(UsageError(
+            "give --config FILE, or --run DIR (see loam tokenize --help)".into()
+        )),
+    };
+    let shards = args.split.shards(cfg.shards)?;
+    if args.config.is_some() {
+        config::save(&cfg)?;
+    }
+    let sum = tokenize_step(&cfg, &shards, &args.common)?;
+    let summary = token_summary(&cfg)?;
+    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum], "tokens": summary.map(|s| s.total)}))
 }
 
 fn threads(common: &Common) -> usize {
@@ -451,6 +618,11 @@ fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
         eprint!("{}", c.curve_table());
         c.curve
     });
+    tokenizer_step(cfg, common)?;
+    let sum = tokenize_step(cfg, &shards, common)?;
+    eprintln!("{sum}");
+    stages.push(sum);
+    let tokens = token_summary(cfg)?.map(|s| s.total);
     let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
     eprint!("{}", ledger.table());
     if !ledger.balanced() {
@@ -462,6 +634,7 @@ fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
     eprintln!("outputs: {}", display(&cfg.run_dir));
     Ok(serde_json::json!({
         "ok": true, "run_dir": cfg.run_dir, "stages": stages, "ledger": "balanced", "dedup_curve": curve,
+        "tokens": tokens,
     }))
 }
 

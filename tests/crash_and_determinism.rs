@@ -173,7 +173,7 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
         py.contains("t.set_upstream(ingest_tasks)"),
         "filter waits for every ingest shard"
     );
-    assert!(py.contains("ledger.set_upstream(dedup_tasks)"));
+    assert!(py.contains("ledger.set_upstream(tokenize_tasks)"));
     // Run it against a minimal stand-in for Airflow's DAG and BashOperator (Airflow itself
     // is not installed here) and check the task graph.
     let tmp = tempfile::tempdir()?;
@@ -197,8 +197,14 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
     let tasks: serde_json::Value = serde_json::from_slice(&c.stdout)?;
     let tasks = tasks.as_object().ok_or("tasks")?;
-    // ingest, filter, dedup signatures, apply: 4 shards each; one cluster task; the ledger.
-    assert_eq!(tasks.len(), 4 * 4 + 1 + 1);
+    // ingest, filter, dedup signatures, apply, tokenize: 4 shards each; one cluster task,
+    // one tokenizer task; the ledger.
+    assert_eq!(tasks.len(), 5 * 4 + 1 + 1 + 1);
+    assert_eq!(tasks["tokenizer"][1].as_array().map(Vec::len), Some(4));
+    assert!(tasks["tokenizer"][0]
+        .as_str()
+        .is_some_and(|c| c.contains("tokenizer train --config") && !c.contains("--of")));
+    assert_eq!(tasks["tokenize_00003_of_00004"][1], serde_json::json!(["tokenizer"]));
     assert_eq!(tasks["dedup_cluster"][1].as_array().map(Vec::len), Some(4));
     assert_eq!(tasks["dedup_00001_of_00004"][1], serde_json::json!(["dedup_cluster"]));
     assert!(tasks["dedup_cluster"][0]

@@ -46,6 +46,8 @@ pub enum PipelineError {
     BadStats { path: PathBuf, detail: String },
     #[error("invalid setting: {0}")]
     Config(String),
+    #[error(transparent)]
+    Tokenize(#[from] loam_tokenize::TokenizeError),
 }
 
 impl PipelineError {

@@ -11,7 +11,7 @@ use crate::error::{PipelineError, Result};
 use crate::stage::{read_stats, ShardStats, DONE_DIR, STATS_DIR};
 
 /// Document-carrying stages in DAG order; each reads what the one before it kept.
-pub const STAGE_ORDER: &[&str] = &["ingest", "filter", "dedup", "quality", "remix"];
+pub const STAGE_ORDER: &[&str] = &["ingest", "filter", "dedup", "quality", "remix", "tokenize"];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageLedger {

@@ -7,7 +7,8 @@
 //! 3. [`ingest`] — WARC/WET/JSONL/Parquet in, canonical documents out.
 //! 4. [`filter`] — language id and the heuristic rules of `loam-quality`.
 //! 5. [`dedup`] — exact, MinHash-LSH and line-level dedup across all dumps.
-//! 6. [`ledger`] — checks that every document entering a stage left it kept or dropped.
+//! 6. [`tokens`] — the `tokenizer` (BBPE training) and `tokenize` (token shards) stages.
+//! 7. [`ledger`] — checks that every document entering a stage left it kept or dropped.
 //!
 //! The crate knows nothing of the CLI: the `loam` binary builds stages from its config.
 pub mod dedup;
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod schema;
 pub mod stage;
+pub mod tokens;
 
 pub use error::{PipelineError, Result};
 pub use loam_quality::FilterConfig;

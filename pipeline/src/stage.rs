@@ -184,6 +184,11 @@ pub trait Stage: Sync {
     fn columns(&self) -> Columns {
         Columns::Ingest
     }
+    /// False for a stage whose output is not documents (`tokenize` writes token shards,
+    /// committing them itself inside `run_shard`): kept documents are then only counted.
+    fn writes_documents(&self) -> bool {
+        true
+    }
 }
 
 /// What a shard did, as written to `_stats/<stem>.json`.
@@ -329,7 +334,7 @@ impl ParquetSink {
 
 /// The sink a stage writes one shard through; it also keeps the shard's ledger.
 pub struct ShardWriter {
-    kept: ParquetSink,
+    kept: Option<ParquetSink>,
     dropped: ParquetSink,
     stats: ShardStats,
     shard: ShardId,
@@ -344,11 +349,28 @@ impl ShardWriter {
 
     pub fn keep(&mut self, doc: &Document) -> Result<()> {
         self.stats.kept += 1;
-        self.kept.buf.push(doc);
-        if self.kept.maybe_flush()? {
-            failpoint("mid_output", self.shard);
+        if let Some(kept) = &mut self.kept {
+            kept.buf.push(doc);
+            if kept.maybe_flush()? {
+                failpoint("mid_output", self.shard);
+            }
         }
         Ok(())
+    }
+
+    /// Counts a kept document without writing it (stages whose output is not documents).
+    pub fn keep_counted(&mut self) {
+        self.stats.kept += 1;
+    }
+
+    /// Adds output bytes a stage committed itself (e.g. token shards).
+    pub fn add_bytes_out(&mut self, n: u64) {
+        self.stats.bytes_out += n;
+    }
+
+    /// The shard being written (for crash-test hooks in stages).
+    pub fn shard(&self) -> ShardId {
+        self.shard
     }
 
     /// Drops a document with a named reason; it goes to the dropped side output.
@@ -547,7 +569,11 @@ pub fn run_shard(
     }
     let started = Instant::now();
     let mut out = ShardWriter {
-        kept: ParquetSink::create(paths.kept.clone(), stage.columns(), false)?,
+        kept: if stage.writes_documents() {
+            Some(ParquetSink::create(paths.kept.clone(), stage.columns(), false)?)
+        } else {
+            None
+        },
         dropped: ParquetSink::create(paths.dropped.clone(), stage.columns(), true)?,
         stats: ShardStats {
             stage: stage.name().to_owned(),
@@ -565,9 +591,11 @@ pub fn run_shard(
         mut stats,
         ..
     } = out;
-    stats.bytes_out = kept.commit()?;
+    if let Some(kept) = kept {
+        stats.bytes_out = kept.commit()?;
+        sync_dir(&paths.kept)?;
+    }
     dropped.commit()?;
-    sync_dir(&paths.kept)?;
     sync_dir(&paths.dropped)?;
     failpoint("after_output", shard);
     stats.seconds = started.elapsed().as_secs_f64();
@@ -584,7 +612,7 @@ pub fn run_shard(
 
 /// Crash-test hook: when `LOAM_FAILPOINT` is `name` or `name@shard`, the process says so on
 /// stderr and stops here until it is killed, so a test can SIGKILL it at a known point.
-pub(crate) fn failpoint(name: &str, shard: ShardId) {
+pub fn failpoint(name: &str, shard: ShardId) {
     let Ok(want) = std::env::var("LOAM_FAILPOINT") else {
         return;
     };
