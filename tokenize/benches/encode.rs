@@ -5,6 +5,8 @@
 //! Encodes every document (`{"text": ...}` per line) in order, timing only the encoding;
 //! then writes one line per document, `<token count> <sha1 of the ids as u32 LE>`, so the
 //! script can check that every tool produced the same ids, and prints a JSON result.
+//! `LOAM_BENCH_REFERENCE=1` times the `tokenizers` crate's own encode instead of loam's
+//! fast path.
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
@@ -22,10 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         texts.push(v["text"].as_str().unwrap_or_default().to_owned());
     }
     let bytes: usize = texts.iter().map(String::len).sum();
+    let reference = std::env::var_os("LOAM_BENCH_REFERENCE").is_some();
     let start = Instant::now();
     let mut all = Vec::with_capacity(texts.len());
     for t in &texts {
-        all.push(tok.encode(t)?);
+        all.push(if reference {
+            tok.encode_reference(t)?
+        } else {
+            tok.encode(t)?
+        });
     }
     let secs = start.elapsed().as_secs_f64();
     let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
@@ -41,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "{}",
-        serde_json::json!({"tool": "loam", "docs": texts.len(), "bytes": bytes, "tokens": tokens, "seconds": secs,
+        serde_json::json!({"tool": if reference { "loam (tokenizers crate path)" } else { "loam" }, "docs": texts.len(), "bytes": bytes, "tokens": tokens, "seconds": secs,
                            "mb_per_s": bytes as f64 / 1e6 / secs})
     );
     Ok(())

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokenizers::PreTokenizer;
 
+mod fast;
 pub mod shards;
 pub mod train;
 
@@ -42,6 +43,8 @@ pub struct Tokenizer {
     /// Cached: the crate rebuilds its whole vocabulary map to count it.
     vocab_size: usize,
     sha256: String,
+    /// The fast path, when the tokenizer's shape allows it (see `fast`).
+    fast: Option<fast::FastEncoder>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -65,11 +68,15 @@ impl Tokenizer {
             why: e.to_string(),
         })?;
         let vocab_size = inner.get_vocab_size(true);
+        let fast = serde_json::from_slice(&bytes)
+            .ok()
+            .and_then(|j| fast::FastEncoder::from_json(&j));
         Ok(Self {
             inner,
             path: path.to_owned(),
             vocab_size,
             sha256: sha256_hex(&bytes),
+            fast,
         })
     }
 
@@ -111,8 +118,22 @@ impl Tokenizer {
         self.vocab_size
     }
 
-    /// Token ids of `text`, without special tokens (no BOS/EOS added).
+    /// Token ids of `text`, without special tokens (no BOS/EOS added). Added tokens that
+    /// occur in the text (e.g. a literal EOS string) become their ids, as in `tokenizers`.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        match &self.fast {
+            Some(f) => Ok(f.encode(text)),
+            None => self.encode_reference(text),
+        }
+    }
+
+    /// Whether [`encode`](Self::encode) takes loam's fast path for this tokenizer.
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// Ids from the `tokenizers` crate itself: the reference the fast path must equal.
+    pub fn encode_reference(&self, text: &str) -> Result<Vec<u32>> {
         self.inner
             .encode_fast(text, false)
             .map(|e| e.get_ids().to_vec())
