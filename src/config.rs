@@ -13,6 +13,7 @@ use loam_pipeline::dedup::DedupConfig;
 use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
 use loam_pipeline::tokens::{TokenizeConfig, TokenizerConfig};
 use loam_pipeline::FilterConfig;
+use loam_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +32,8 @@ struct RawConfig {
     tokenizer: TokenizerConfig,
     #[serde(default)]
     tokenize: TokenizeConfig,
+    #[serde(default)]
+    train: TrainConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +78,7 @@ pub struct Resolved {
     pub dedup: DedupConfig,
     pub tokenizer: TokenizerConfig,
     pub tokenize: TokenizeConfig,
+    pub train: TrainConfig,
 }
 
 /// Usage or configuration mistakes: the binary exits with status 2 for these.
@@ -121,6 +125,7 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
         dedup: DedupConfig::default(),
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
+        train: TrainConfig::default(),
     };
     resolve(raw, Path::new(""))
 }
@@ -138,6 +143,7 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         dedup: DedupConfig::default(),
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
+        train: TrainConfig::default(),
     }
 }
 
@@ -215,6 +221,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
         dedup,
         tokenizer,
         tokenize: raw.tokenize,
+        train: raw.train,
         run_dir: normalize(&base.join(&raw.run.dir)),
         shards: raw.run.shards,
         seed: raw.run.seed,

@@ -50,6 +50,9 @@ enum Command {
         /// Write the run here instead of the config's run.dir (relative to the working directory).
         #[arg(long)]
         run_dir: Option<PathBuf>,
+        /// Stop after this stage (default: run every stage, training last).
+        #[arg(long, value_parser = ["ingest", "filter", "dedup", "tokenizer", "tokenize", "train"])]
+        until: Option<String>,
     },
     /// Read WARC/WET/JSONL/Parquet inputs into canonical Parquet documents.
     Ingest(IngestArgs),
@@ -64,6 +67,8 @@ enum Command {
     },
     /// Encode the corpus into packed token shards with the run's tokenizer.
     Tokenize(TokenizeArgs),
+    /// Train the LLaMA-style model on the token shards (CPU; CUDA with --features cuda).
+    Train(ModelTrainArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
     Dag {
         #[arg(long)]
@@ -121,6 +126,21 @@ struct TrainArgs {
     /// Folder for tokenizer.json and tokenizer_config.json (with --input).
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct ModelTrainArgs {
+    /// The run's TOML config; or give --run instead.
+    #[arg(long, conflicts_with = "run")]
+    config: Option<PathBuf>,
+    /// Run directory holding committed token shards (tokenize/); output goes to RUN/train/.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Continue from the newest checkpoint in RUN/train/checkpoints (same settings).
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -276,12 +296,13 @@ fn dispatch(cli: Cli) -> Result<Output> {
             config,
             common,
             run_dir,
+            until,
         } => {
             let mut cfg = config::load(&config, &common.overrides)?;
             if let Some(d) = run_dir {
                 cfg.run_dir = config::normalize(&d);
             }
-            run_all(&cfg, &common).map(Output::Line)
+            run_all(&cfg, &common, until.as_deref().unwrap_or("train")).map(Output::Line)
         }
         Command::Ingest(args) => ingest_cmd(args).map(Output::Line),
         Command::Filter(args) => filter_cmd(args).map(Output::Line),
@@ -301,6 +322,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
         } => train_cmd(args).map(Output::Line),
         Command::Tokenizer { action } => tokenizer_cmd(action).map(Output::Text),
         Command::Tokenize(args) => tokenize_cmd(args).map(Output::Line),
+        Command::Train(args) => model_train_cmd(args).map(Output::Line),
         Command::Ledger { run_dir, json } => {
             let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
             eprint!("{}", ledger.table());
@@ -425,6 +447,103 @@ fn token_summary(cfg: &Resolved) -> Result<Option<TokenizeSummary>> {
         cfg.run_dir.join("tokenize").display()
     );
     Ok(Some(s))
+}
+
+fn train_step(cfg: &Resolved, resume: bool) -> Result<loam_train::TrainSummary> {
+    use std::io::IsTerminal;
+    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
+    if !ledger
+        .stages
+        .iter()
+        .any(|s| s.stage == "tokenize" && s.shards_committed == s.of && s.of > 0)
+    {
+        anyhow::bail!(UsageError(format!(
+            "train reads {}, but not every tokenize shard is committed; run `loam tokenize` first (loam run does it in order)",
+            cfg.run_dir.join("tokenize").display()
+        )));
+    }
+    let out = cfg.run_dir.join("train");
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("   train [{bar:30}] {pos}/{len} steps {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let progress = |m: &loam_train::StepMetrics, total: u64| {
+        let val = m
+            .val_bpb
+            .map(|b| format!(", val {:.3} bits/byte", b))
+            .unwrap_or_default();
+        match &bar {
+            Some(b) => {
+                b.set_length(total);
+                b.set_position(m.step + 1);
+                b.set_message(format!("loss {:.3}, {:.0} tok/s{val}", m.loss, m.tokens_per_s));
+            }
+            None => {
+                if m.val_loss.is_some() || (m.step + 1).is_multiple_of((total / 10).max(1)) {
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({"event": "train_step", "step": m.step + 1, "of": total,
+                        "loss": m.loss, "lr": m.lr, "grad_norm": m.grad_norm, "tokens_per_s": m.tokens_per_s,
+                        "val_loss": m.val_loss, "val_bpb": m.val_bpb})
+                    );
+                }
+            }
+        }
+    };
+    let device = Default::default();
+    let s = loam_train::train::<loam_train::DefaultBackend>(
+        &cfg.train,
+        &cfg.run_dir.join("tokenize"),
+        &out,
+        resume,
+        &device,
+        progress,
+    )
+    .map_err(|e| match e {
+        loam_train::TrainError::Config(m) => anyhow::Error::new(UsageError(m)),
+        other => anyhow::Error::new(other),
+    })
+    .with_context(|| format!("training into {}", out.display()))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    eprintln!(
+        "train: {} steps, {} tokens, loss {:.3}, validation loss {}, {} bits/byte; {} params ({} non-embedding), M = {:.3e} FLOPs/token, C = M·D = {:.3e} -> {}",
+        s.steps,
+        s.tokens,
+        s.final_loss,
+        s.val_loss.map_or("-".into(), |v| format!("{v:.3}")),
+        s.val_bpb.map_or("-".into(), |v| format!("{v:.3}")),
+        s.params,
+        s.non_embedding_params,
+        s.m,
+        s.compute,
+        out.display()
+    );
+    Ok(s)
+}
+
+fn model_train_cmd(args: ModelTrainArgs) -> Result<serde_json::Value> {
+    let cfg = match (&args.config, &args.run) {
+        (Some(c), _) => config::load(c, &args.common.overrides)?,
+        (None, Some(run)) => {
+            let mut cfg = config::for_run_dir(run, 1);
+            cfg.train = config::section_overrides("train", &args.common.overrides)?;
+            cfg
+        }
+        (None, None) => anyhow::bail!(UsageError(
+            "give --config FILE, or --run DIR (see loam train --help)".into()
+        )),
+    };
+    if args.config.is_some() {
+        config::save(&cfg)?;
+    }
+    let s = train_step(&cfg, args.resume)?;
+    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "train": s}))
 }
 
 fn tokenize_cmd(args: TokenizeArgs) -> Result<serde_json::Value> {
@@ -600,29 +719,49 @@ fn dedup_cmd(args: DedupArgs) -> Result<serde_json::Value> {
     }))
 }
 
-fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
+/// Runs every stage in DAG order up to and including `until`.
+fn run_all(cfg: &Resolved, common: &Common, until: &str) -> Result<serde_json::Value> {
+    const ORDER: [&str; 6] = ["ingest", "filter", "dedup", "tokenizer", "tokenize", "train"];
+    let last = ORDER.iter().position(|s| *s == until).unwrap_or(ORDER.len() - 1);
+    let wanted = |stage: &str| ORDER.iter().position(|s| *s == stage).is_some_and(|i| i <= last);
     config::save(cfg)?;
     let shards = all_shards(cfg.shards)?;
     let mut stages = Vec::new();
-    for step in [ingest_step, filter_step] {
-        let sum = step(cfg, &shards, common)?;
+    for (name, step) in [("ingest", ingest_step as fn(&_, &_, &_) -> _), ("filter", filter_step)] {
+        if wanted(name) {
+            let sum = step(cfg, &shards, common)?;
+            eprintln!("{sum}");
+            stages.push(sum);
+        }
+    }
+    let mut curve = None;
+    if wanted("dedup") {
+        let (sum, cluster) = dedup_step(cfg, &shards, cfg.shards, "all", common)?;
+        if let Some(sum) = sum {
+            eprintln!("{sum}");
+            stages.push(sum);
+        }
+        curve = cluster.map(|c| {
+            eprint!("{}", c.curve_table());
+            c.curve
+        });
+    }
+    if wanted("tokenizer") {
+        tokenizer_step(cfg, common)?;
+    }
+    let mut tokens = None;
+    if wanted("tokenize") {
+        let sum = tokenize_step(cfg, &shards, common)?;
         eprintln!("{sum}");
         stages.push(sum);
+        tokens = token_summary(cfg)?.map(|s| s.total);
     }
-    let (sum, cluster) = dedup_step(cfg, &shards, cfg.shards, "all", common)?;
-    if let Some(sum) = sum {
-        eprintln!("{sum}");
-        stages.push(sum);
-    }
-    let curve = cluster.map(|c| {
-        eprint!("{}", c.curve_table());
-        c.curve
-    });
-    tokenizer_step(cfg, common)?;
-    let sum = tokenize_step(cfg, &shards, common)?;
-    eprintln!("{sum}");
-    stages.push(sum);
-    let tokens = token_summary(cfg)?.map(|s| s.total);
+    // Resumes a killed run's training from its last checkpoint; a finished one is a no-op.
+    let trained = if wanted("train") {
+        Some(train_step(cfg, true)?)
+    } else {
+        None
+    };
     let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
     eprint!("{}", ledger.table());
     if !ledger.balanced() {
@@ -634,7 +773,7 @@ fn run_all(cfg: &Resolved, common: &Common) -> Result<serde_json::Value> {
     eprintln!("outputs: {}", display(&cfg.run_dir));
     Ok(serde_json::json!({
         "ok": true, "run_dir": cfg.run_dir, "stages": stages, "ledger": "balanced", "dedup_curve": curve,
-        "tokens": tokens,
+        "tokens": tokens, "train": trained,
     }))
 }
 

@@ -205,6 +205,8 @@ fn demo_run(dir: &Path, threads: &str, env: &[(&str, &str)]) {
     cmd.args([
         "run",
         "configs/demo.toml",
+        "--until",
+        "dedup",
         "--run-dir",
         path_str(dir),
         "--threads",

@@ -26,7 +26,14 @@ fn ingested(dir: &Path) {
 fn demo_filter_keeps_english_and_chinese_with_signals() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("r");
-    let o = run(&["run", "configs/demo.toml", "--run-dir", dir.to_str().ok_or("path")?]);
+    let o = run(&[
+        "run",
+        "configs/demo.toml",
+        "--until",
+        "dedup",
+        "--run-dir",
+        dir.to_str().ok_or("path")?,
+    ]);
     ok(&o);
     let res = result_line(&o);
     assert_eq!(res["stages"][1]["stage"], "filter");

@@ -14,7 +14,14 @@ fn path_str(p: &Path) -> &str {
 }
 
 fn demo_run(dir: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["run", "configs/demo.toml", "--run-dir", path_str(dir)];
+    let mut args = vec![
+        "run",
+        "configs/demo.toml",
+        "--until",
+        "tokenize",
+        "--run-dir",
+        path_str(dir),
+    ];
     args.extend_from_slice(extra);
     run(&args)
 }
@@ -104,7 +111,14 @@ fn tokenizer_and_shards_are_identical_at_any_thread_count_and_after_kills() -> T
     let killed = tmp.path().join("killed");
     for point in ["before_tokenizer_marker", "mid_tokens@2", "after_output@1"] {
         let mut cmd = loam();
-        cmd.args(["run", "configs/demo.toml", "--run-dir", path_str(&killed)]);
+        cmd.args([
+            "run",
+            "configs/demo.toml",
+            "--until",
+            "tokenize",
+            "--run-dir",
+            path_str(&killed),
+        ]);
         kill_at_failpoint(cmd, point);
         ok(&demo_run(&killed, &[]));
         assert_same_outputs(

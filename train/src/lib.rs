@@ -1,5 +1,41 @@
-//! Training for loam: a LLaMA-style decoder in Burn, the token-shard data loader, AdamW
-//! with warmup + multi-step schedule, checkpoints, scaling-law accounting (M, 6N1, 6N2)
-//! and IsoFLOP sweeps. Reads the token-shard format that `loam-tokenize` defines.
-//!
-//! Empty until the `train` stage lands (issue 6).
+//! loam's trainer: a LLaMA-style decoder in Burn ([`model`]) trained on the `tokenize`
+//! stage's token shards ([`data`]) with the paper's AdamW, clipping and multi-step schedule
+//! ([`optim`], [`schedule`]), safetensors checkpoints with exact resume ([`checkpoint`]),
+//! and the paper's compute accounting ([`flops`]). Backend-generic: Flex (CPU) in tests,
+//! CUDA behind the `cuda` feature.
+use std::path::PathBuf;
+
+pub mod checkpoint;
+pub mod data;
+pub mod flops;
+pub mod model;
+pub mod optim;
+pub mod schedule;
+pub mod trainer;
+
+pub use trainer::{train, StepMetrics, TrainConfig, TrainSummary};
+
+/// CPU backend for tests and the demo.
+pub type CpuBackend = burn::backend::Autodiff<burn::backend::Flex>;
+
+/// The backend `loam train` uses: CUDA when built with `--features cuda`, else Flex.
+#[cfg(feature = "cuda")]
+pub type DefaultBackend = burn::backend::Autodiff<burn::backend::Cuda>;
+#[cfg(not(feature = "cuda"))]
+pub type DefaultBackend = CpuBackend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid setting: {0}")]
+    Config(String),
+    #[error("training data: {0}")]
+    Data(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Shard(#[from] loam_tokenize::TokenizeError),
+    #[error("loss is {loss} at step {step}: training diverged; lower train.schedule.peak_lr or check the data")]
+    Diverged { step: u64, loss: f64 },
+}
