@@ -18,7 +18,8 @@ struct Step {
 }
 
 /// The steps `loam run` runs, in order. Dedup is three: signatures per shard, one global
-/// cluster task, then apply per shard. The tokenizer is trained by one task.
+/// cluster task, then apply per shard. The tokenizer is trained by one task, and so is the
+/// model (`--resume`: an Airflow retry continues from the last checkpoint).
 const STEPS: &[Step] = &[
     Step {
         name: "ingest",
@@ -54,6 +55,11 @@ const STEPS: &[Step] = &[
         name: "tokenize",
         args: "tokenize",
         fan_out: true,
+    },
+    Step {
+        name: "train",
+        args: "train --resume",
+        fan_out: false,
     },
 ];
 

@@ -173,7 +173,7 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
         py.contains("t.set_upstream(ingest_tasks)"),
         "filter waits for every ingest shard"
     );
-    assert!(py.contains("ledger.set_upstream(tokenize_tasks)"));
+    assert!(py.contains("ledger.set_upstream(train_tasks)"));
     // Run it against a minimal stand-in for Airflow's DAG and BashOperator (Airflow itself
     // is not installed here) and check the task graph.
     let tmp = tempfile::tempdir()?;
@@ -198,8 +198,12 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     let tasks: serde_json::Value = serde_json::from_slice(&c.stdout)?;
     let tasks = tasks.as_object().ok_or("tasks")?;
     // ingest, filter, dedup signatures, apply, tokenize: 4 shards each; one cluster task,
-    // one tokenizer task; the ledger.
-    assert_eq!(tasks.len(), 5 * 4 + 1 + 1 + 1);
+    // one tokenizer task, one train task; the ledger.
+    assert_eq!(tasks.len(), 5 * 4 + 1 + 1 + 1 + 1);
+    assert_eq!(tasks["train"][1].as_array().map(Vec::len), Some(4));
+    assert!(tasks["train"][0]
+        .as_str()
+        .is_some_and(|c| c.contains("train --resume --config")));
     assert_eq!(tasks["tokenizer"][1].as_array().map(Vec::len), Some(4));
     assert!(tasks["tokenizer"][0]
         .as_str()
@@ -221,6 +225,6 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
             + &repo().join("configs/demo.toml").canonicalize()?.display().to_string()
             + "' --shard 2 --of 4"
     );
-    assert_eq!(tasks["ledger"][1].as_array().map(Vec::len), Some(4));
+    assert_eq!(tasks["ledger"][1], serde_json::json!(["train"]));
     Ok(())
 }
