@@ -7,6 +7,8 @@
 mod config;
 mod dag;
 mod runner;
+mod tokens;
+mod training;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,9 +21,6 @@ use loam_pipeline::dedup::{run_signatures, IndexPaths, Signatures};
 use loam_pipeline::filter::Filter;
 use loam_pipeline::ingest::Ingest;
 use loam_pipeline::stage::ShardId;
-use loam_pipeline::tokens::{
-    run_tokenizer, write_summary, Tokenize, TokenizeSummary, TokenizerConfig, TokenizerOutcome,
-};
 use loam_pipeline::PipelineError;
 use loam_tokenize::TokenizeError;
 
@@ -319,10 +318,10 @@ fn dispatch(cli: Cli) -> Result<Output> {
         }
         Command::Tokenizer {
             action: TokenizerAction::Train(args),
-        } => train_cmd(args).map(Output::Line),
-        Command::Tokenizer { action } => tokenizer_cmd(action).map(Output::Text),
-        Command::Tokenize(args) => tokenize_cmd(args).map(Output::Line),
-        Command::Train(args) => model_train_cmd(args).map(Output::Line),
+        } => tokens::train_cmd(args).map(Output::Line),
+        Command::Tokenizer { action } => tokens::tokenizer_cmd(action).map(Output::Text),
+        Command::Tokenize(args) => tokens::tokenize_cmd(args).map(Output::Line),
+        Command::Train(args) => training::model_train_cmd(args).map(Output::Line),
         Command::Ledger { run_dir, json } => {
             let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
             eprint!("{}", ledger.table());
@@ -339,232 +338,26 @@ fn dispatch(cli: Cli) -> Result<Output> {
     }
 }
 
-fn tokenizer_cmd(action: TokenizerAction) -> Result<String> {
-    use std::io::Read;
-    let mut input = Vec::new();
-    std::io::stdin().read_to_end(&mut input).context("reading stdin")?;
-    let input = String::from_utf8(input).context("stdin is not UTF-8 text")?;
-    match action {
-        TokenizerAction::Encode { tokenizer } => {
-            let tok = loam_tokenize::Tokenizer::load(&tokenizer)?;
-            let ids = tok.encode(&input)?;
-            Ok(serde_json::to_string(&ids)? + "\n")
-        }
-        TokenizerAction::Decode { tokenizer } => {
-            let tok = loam_tokenize::Tokenizer::load(&tokenizer)?;
-            let ids: Vec<u32> = serde_json::from_str(&input)
-                .context("stdin is not a JSON array of token ids, e.g. [100000, 17464, 0]")?;
-            Ok(tok.decode(&ids)?)
-        }
-        TokenizerAction::Train(_) => anyhow::bail!("internal: train is dispatched apart"),
-    }
-}
-
-fn tokenizer_step(cfg: &Resolved, common: &Common) -> Result<TokenizerOutcome> {
-    loam_tokenize::set_parallel(threads(common) > 1);
-    let out = run_tokenizer(&cfg.run_dir, &cfg.tokenizer, cfg.seed, common.force)
-        .with_context(|| format!("tokenizer step in {}", cfg.run_dir.join("tokenizer").display()))?;
-    let m = out.meta();
-    eprintln!(
-        "tokenizer: {} ({} ids, embedding padded to {}; {} merges from {} documents, {:.1} MB){}",
-        m.source,
-        m.vocab_size,
-        m.padded_vocab_size,
-        m.merges.unwrap_or(0),
-        m.sample_docs,
-        m.sample_bytes as f64 / 1e6,
-        if matches!(out, TokenizerOutcome::AlreadyDone(_)) {
-            " (already committed)"
-        } else {
-            ""
-        }
-    );
-    Ok(out)
-}
-
-fn train_cmd(args: TrainArgs) -> Result<serde_json::Value> {
-    if let (Some(out), false) = (&args.out, args.input.is_empty()) {
-        // Standalone: text files in, a tokenizer folder out; no run directory.
-        let cfg: TokenizerConfig = config::section_overrides("tokenizer", &args.common.overrides)?;
-        loam_tokenize::set_parallel(threads(&args.common) > 1);
-        let started = std::time::Instant::now();
-        let trained = loam_tokenize::train::train_from_files(&cfg.bpe, &args.input)?;
-        let secs = started.elapsed().as_secs_f64();
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        loam_pipeline::stage::write_atomic(&out.join("tokenizer.json"), trained.tokenizer_json.as_bytes())?;
-        loam_pipeline::stage::write_atomic(
-            &out.join("tokenizer_config.json"),
-            trained.tokenizer_config_json.as_bytes(),
-        )?;
-        return Ok(serde_json::json!({
-            "ok": true, "out": out, "vocab_size": trained.vocab_size, "merges": trained.merges,
-            "padded_vocab_size": trained.padded_vocab_size, "eos_id": trained.eos_id, "seconds": secs,
-        }));
-    }
-    let cfg = match (&args.config, &args.run) {
-        (Some(c), _) => config::load(c, &args.common.overrides)?,
+/// The configuration of a step run with `--config FILE`, or with `--run DIR` (defaults for
+/// the run directory, then `with_flags` applies the step's own flags); `hint` finishes the
+/// error when neither is given.
+fn step_config(
+    config: Option<&Path>,
+    run: Option<&Path>,
+    overrides: &[String],
+    of: usize,
+    hint: &str,
+    with_flags: impl FnOnce(&mut Resolved) -> Result<()>,
+) -> Result<Resolved> {
+    match (config, run) {
+        (Some(c), _) => config::load(c, overrides),
         (None, Some(run)) => {
-            let mut cfg = config::for_run_dir(run, 1);
-            cfg.tokenizer = config::section_overrides("tokenizer", &args.common.overrides)?;
-            cfg
+            let mut cfg = config::for_run_dir(run, of);
+            with_flags(&mut cfg)?;
+            Ok(cfg)
         }
-        (None, None) => anyhow::bail!(UsageError(
-            "give --config FILE, --run DIR, or --input FILE... --out DIR (see loam tokenizer train --help)".into()
-        )),
-    };
-    if args.config.is_some() {
-        config::save(&cfg)?;
+        (None, None) => anyhow::bail!(UsageError(format!("give --config FILE, or --run DIR{hint}"))),
     }
-    let out = tokenizer_step(&cfg, &args.common)?;
-    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "tokenizer": out.meta()}))
-}
-
-fn tokenize_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<StageSummary> {
-    let (parallel, per_shard) = split_threads(threads(common), shards.len());
-    let stage = Tokenize::new(&cfg.run_dir, &cfg.tokenizer.upstream, cfg.tokenize.clone(), per_shard)?;
-    let dir = cfg.run_dir.join("tokenize");
-    run_stage(&stage, &dir, shards, stage.fingerprint(), common.force, parallel)
-        .with_context(|| format!("tokenize into {}", dir.display()))
-}
-
-/// Writes `tokenize/summary.json` once every shard is committed; `None` before that.
-fn token_summary(cfg: &Resolved) -> Result<Option<TokenizeSummary>> {
-    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
-    let complete = ledger
-        .stages
-        .iter()
-        .any(|s| s.stage == "tokenize" && s.shards_committed == s.of && s.of > 0);
-    if !complete {
-        return Ok(None);
-    }
-    let s = write_summary(&cfg.run_dir)?;
-    eprintln!(
-        "tokenize: {} tokens in {} documents ({:.1} tokens/document, {:.2} bytes/token) -> {}",
-        s.total.tokens,
-        s.total.docs,
-        s.total.tokens_per_doc,
-        s.total.bytes_per_token,
-        cfg.run_dir.join("tokenize").display()
-    );
-    Ok(Some(s))
-}
-
-fn train_step(cfg: &Resolved, resume: bool) -> Result<loam_train::TrainSummary> {
-    use std::io::IsTerminal;
-    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
-    if !ledger
-        .stages
-        .iter()
-        .any(|s| s.stage == "tokenize" && s.shards_committed == s.of && s.of > 0)
-    {
-        anyhow::bail!(UsageError(format!(
-            "train reads {}, but not every tokenize shard is committed; run `loam tokenize` first (loam run does it in order)",
-            cfg.run_dir.join("tokenize").display()
-        )));
-    }
-    let out = cfg.run_dir.join("train");
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("   train [{bar:30}] {pos}/{len} steps {elapsed} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
-    let progress = |m: &loam_train::StepMetrics, total: u64| {
-        let val = m
-            .val_bpb
-            .map(|b| format!(", val {:.3} bits/byte", b))
-            .unwrap_or_default();
-        match &bar {
-            Some(b) => {
-                b.set_length(total);
-                b.set_position(m.step + 1);
-                b.set_message(format!("loss {:.3}, {:.0} tok/s{val}", m.loss, m.tokens_per_s));
-            }
-            None => {
-                if m.val_loss.is_some() || (m.step + 1).is_multiple_of((total / 10).max(1)) {
-                    eprintln!(
-                        "{}",
-                        serde_json::json!({"event": "train_step", "step": m.step + 1, "of": total,
-                        "loss": m.loss, "lr": m.lr, "grad_norm": m.grad_norm, "tokens_per_s": m.tokens_per_s,
-                        "val_loss": m.val_loss, "val_bpb": m.val_bpb})
-                    );
-                }
-            }
-        }
-    };
-    let device = Default::default();
-    let s = loam_train::train::<loam_train::DefaultBackend>(
-        &cfg.train,
-        &cfg.run_dir.join("tokenize"),
-        &out,
-        resume,
-        &device,
-        progress,
-    )
-    .map_err(|e| match e {
-        loam_train::TrainError::Config(m) => anyhow::Error::new(UsageError(m)),
-        other => anyhow::Error::new(other),
-    })
-    .with_context(|| format!("training into {}", out.display()))?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    eprintln!(
-        "train: {} steps, {} tokens, loss {:.3}, validation loss {}, {} bits/byte; {} params ({} non-embedding), M = {:.3e} FLOPs/token, C = M·D = {:.3e} -> {}",
-        s.steps,
-        s.tokens,
-        s.final_loss,
-        s.val_loss.map_or("-".into(), |v| format!("{v:.3}")),
-        s.val_bpb.map_or("-".into(), |v| format!("{v:.3}")),
-        s.params,
-        s.non_embedding_params,
-        s.m,
-        s.compute,
-        out.display()
-    );
-    Ok(s)
-}
-
-fn model_train_cmd(args: ModelTrainArgs) -> Result<serde_json::Value> {
-    let cfg = match (&args.config, &args.run) {
-        (Some(c), _) => config::load(c, &args.common.overrides)?,
-        (None, Some(run)) => {
-            let mut cfg = config::for_run_dir(run, 1);
-            cfg.train = config::section_overrides("train", &args.common.overrides)?;
-            cfg
-        }
-        (None, None) => anyhow::bail!(UsageError(
-            "give --config FILE, or --run DIR (see loam train --help)".into()
-        )),
-    };
-    if args.config.is_some() {
-        config::save(&cfg)?;
-    }
-    let s = train_step(&cfg, args.resume)?;
-    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "train": s}))
-}
-
-fn tokenize_cmd(args: TokenizeArgs) -> Result<serde_json::Value> {
-    let cfg = match (&args.config, &args.run) {
-        (Some(c), _) => config::load(c, &args.common.overrides)?,
-        (None, Some(run)) => {
-            let mut cfg = config::for_run_dir(run, args.split.of.unwrap_or(1));
-            cfg.tokenize = config::section_overrides("tokenize", &args.common.overrides)?;
-            cfg
-        }
-        (None, None) => anyhow::bail!(UsageError(
-            "give --config FILE, or --run DIR (see loam tokenize --help)".into()
-        )),
-    };
-    let shards = args.split.shards(cfg.shards)?;
-    if args.config.is_some() {
-        config::save(&cfg)?;
-    }
-    let sum = tokenize_step(&cfg, &shards, &args.common)?;
-    let summary = token_summary(&cfg)?;
-    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum], "tokens": summary.map(|s| s.total)}))
 }
 
 fn threads(common: &Common) -> usize {
@@ -614,19 +407,20 @@ fn filter_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<St
 }
 
 fn filter_cmd(args: FilterArgs) -> Result<serde_json::Value> {
-    let cfg = match (&args.config, &args.run) {
-        (Some(c), _) => config::load(c, &args.common.overrides)?,
-        (None, Some(run)) => {
-            let mut cfg = config::for_run_dir(run, args.split.of.unwrap_or(1));
+    let of = args.split.of.unwrap_or(1);
+    let cfg = step_config(
+        args.config.as_deref(),
+        args.run.as_deref(),
+        &args.common.overrides,
+        of,
+        " (see loam filter --help)",
+        |cfg| {
             if let Some(m) = &args.lid_model {
                 cfg.filter.lid_model = m.clone();
             }
-            cfg
-        }
-        (None, None) => anyhow::bail!(UsageError(
-            "give --config FILE, or --run DIR (see loam filter --help)".into()
-        )),
-    };
+            Ok(())
+        },
+    )?;
     let shards = args.split.shards(cfg.shards)?;
     if args.config.is_some() {
         config::save(&cfg)?;
@@ -688,17 +482,18 @@ fn dedup_step(
 }
 
 fn dedup_cmd(args: DedupArgs) -> Result<serde_json::Value> {
-    let cfg = match (&args.config, &args.run) {
-        (Some(c), _) => config::load(c, &args.common.overrides)?,
-        (None, Some(run)) => {
-            let mut cfg = config::for_run_dir(run, args.split.of.unwrap_or(1));
+    let of = args.split.of.unwrap_or(1);
+    let cfg = step_config(
+        args.config.as_deref(),
+        args.run.as_deref(),
+        &args.common.overrides,
+        of,
+        " (see loam dedup --help)",
+        |cfg| {
             cfg.dedup = config::dedup_overrides(&args.common.overrides)?;
-            cfg
-        }
-        (None, None) => anyhow::bail!(UsageError(
-            "give --config FILE, or --run DIR (see loam dedup --help)".into()
-        )),
-    };
+            Ok(())
+        },
+    )?;
     if args.split.shard.is_some() && !matches!(args.phase.as_str(), "signatures" | "apply") {
         anyhow::bail!(UsageError(
             "--shard runs one task of a fanned-out step: add --phase signatures or --phase apply".into()
@@ -747,18 +542,18 @@ fn run_all(cfg: &Resolved, common: &Common, until: &str) -> Result<serde_json::V
         });
     }
     if wanted("tokenizer") {
-        tokenizer_step(cfg, common)?;
+        tokens::tokenizer_step(cfg, common)?;
     }
     let mut tokens = None;
     if wanted("tokenize") {
-        let sum = tokenize_step(cfg, &shards, common)?;
+        let sum = tokens::tokenize_step(cfg, &shards, common)?;
         eprintln!("{sum}");
         stages.push(sum);
-        tokens = token_summary(cfg)?.map(|s| s.total);
+        tokens = tokens::token_summary(cfg)?.map(|s| s.total);
     }
     // Resumes a killed run's training from its last checkpoint; a finished one is a no-op.
     let trained = if wanted("train") {
-        Some(train_step(cfg, true)?)
+        Some(training::train_step(cfg, true)?)
     } else {
         None
     };

@@ -159,8 +159,18 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| PipelineError::io(path, e))
 }
 
+/// What the trainer drew from a [`Sample`], known once it drops the stream.
+#[derive(Debug, Default)]
+struct Drawn {
+    docs: u64,
+    bytes: u64,
+    /// The first read error, which ended the stream early.
+    error: Option<PipelineError>,
+}
+
 /// Documents of `files` drawn for the training sample, streamed: the trainer pulls them
-/// (possibly from several threads); the first read error stops the stream and is kept.
+/// (possibly from several threads) and drops the stream when done, which reports into
+/// `drawn`.
 struct Sample {
     files: std::vec::IntoIter<PathBuf>,
     reader: Option<DocumentReader>,
@@ -170,7 +180,15 @@ struct Sample {
     budget: u64,
     docs: u64,
     bytes: u64,
-    error: Arc<Mutex<Option<PipelineError>>>,
+    drawn: Arc<Mutex<Drawn>>,
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        if let Ok(mut d) = self.drawn.lock() {
+            (d.docs, d.bytes) = (self.docs, self.bytes);
+        }
+    }
 }
 
 impl Sample {
@@ -183,8 +201,8 @@ impl Sample {
     }
 
     fn fail(&mut self, e: PipelineError) -> Option<String> {
-        if let Ok(mut slot) = self.error.lock() {
-            slot.get_or_insert(e);
+        if let Ok(mut d) = self.drawn.lock() {
+            d.error.get_or_insert(e);
         }
         None
     }
@@ -255,7 +273,7 @@ pub fn run_tokenizer(run_dir: &Path, cfg: &TokenizerConfig, seed: u64, force: bo
     let meta = match &cfg.from_file {
         Some(file) => adopt(file, &source_bytes, cfg, &paths)?,
         None => {
-            let error = Arc::new(Mutex::new(None));
+            let drawn = Arc::new(Mutex::new(Drawn::default()));
             let sample = Sample {
                 files: inputs.into_iter(),
                 reader: None,
@@ -265,16 +283,13 @@ pub fn run_tokenizer(run_dir: &Path, cfg: &TokenizerConfig, seed: u64, force: bo
                 budget: cfg.sample_bytes,
                 docs: 0,
                 bytes: 0,
-                error: Arc::clone(&error),
+                drawn: Arc::clone(&drawn),
             };
-            let counted = Arc::new(Mutex::new((0u64, 0u64)));
-            let tally = Arc::clone(&counted);
-            let texts = CountOnDrop { inner: sample, tally };
-            let trained = train(&cfg.bpe, texts)?;
-            if let Some(e) = error.lock().ok().and_then(|mut e| e.take()) {
+            let trained = train(&cfg.bpe, sample)?;
+            let Drawn { docs, bytes, error } = drawn.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+            if let Some(e) = error {
                 return Err(e);
             }
-            let (docs, bytes) = counted.lock().map(|c| *c).unwrap_or_default();
             write_atomic(&paths.tokenizer, trained.tokenizer_json.as_bytes())?;
             write_atomic(&paths.config, trained.tokenizer_config_json.as_bytes())?;
             TokenizerMeta {
@@ -301,27 +316,6 @@ pub fn run_tokenizer(run_dir: &Path, cfg: &TokenizerConfig, seed: u64, force: bo
     failpoint("before_tokenizer_marker", ShardId::new(0, 1)?);
     write_atomic(&paths.marker, fp.as_bytes())?;
     Ok(TokenizerOutcome::Done(meta))
-}
-
-/// Passes the sample through and records how much of it the trainer read.
-struct CountOnDrop {
-    inner: Sample,
-    tally: Arc<Mutex<(u64, u64)>>,
-}
-
-impl Iterator for CountOnDrop {
-    type Item = String;
-    fn next(&mut self) -> Option<String> {
-        self.inner.next()
-    }
-}
-
-impl Drop for CountOnDrop {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.tally.lock() {
-            *t = (self.inner.docs, self.inner.bytes);
-        }
-    }
 }
 
 /// Copies a given tokenizer in, finding EOS (and BOS/PAD) by the configured strings.
@@ -435,6 +429,8 @@ impl Tokenize {
             },
         )?;
         let mut hist = [0u64; HIST_BUCKETS];
+        // Per-dump totals, written as counters once per file (not formatted per document).
+        let mut per_dump: BTreeMap<String, TokenTotals> = BTreeMap::new();
         for batch in DocumentReader::open(input)? {
             let docs = batch?;
             let encoded = par_map(&docs, self.threads, |d| self.tokenizer.encode(&d.text));
@@ -451,11 +447,20 @@ impl Tokenize {
                 out.keep_counted();
                 let stored = ids.len() as u64 + 1 + u64::from(self.cfg.add_bos);
                 hist[(64 - stored.leading_zeros() as usize).min(HIST_BUCKETS - 1)] += 1;
-                out.count(&format!("tokens/{}", doc.dump), stored);
-                out.count(&format!("docs/{}", doc.dump), 1);
-                out.count(&format!("text_bytes/{}", doc.dump), doc.text.len() as u64);
+                let t = match per_dump.get_mut(&doc.dump) {
+                    Some(t) => t,
+                    None => per_dump.entry(doc.dump.clone()).or_default(),
+                };
+                t.docs += 1;
+                t.tokens += stored;
+                t.text_bytes += doc.text.len() as u64;
             }
             failpoint("mid_tokens", out.shard());
+        }
+        for (dump, t) in &per_dump {
+            out.count(&format!("tokens/{dump}"), t.tokens);
+            out.count(&format!("docs/{dump}"), t.docs);
+            out.count(&format!("text_bytes/{dump}"), t.text_bytes);
         }
         for (k, n) in hist.iter().enumerate().filter(|(_, n)| **n > 0) {
             // Bucket k holds documents of 2^(k-1) ..= 2^k - 1 stored tokens.

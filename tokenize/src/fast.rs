@@ -48,11 +48,9 @@ enum Step {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Piece bytes → ids, tagged with the encoder they belong to.
-type PieceCache = (u64, AHashMap<Box<[u8]>, Box<[u32]>>);
-
 thread_local! {
-    static CACHE: RefCell<PieceCache> = RefCell::new((0, AHashMap::new()));
+    /// Per-thread buffers and piece cache, reused across documents (no allocation per call).
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 pub(crate) struct FastEncoder {
@@ -275,15 +273,25 @@ impl FastEncoder {
 
     /// The ids of `text`, as `tokenizers`' `encode_fast(text, false)` gives them.
     pub(crate) fn encode(&self, text: &str) -> Vec<u32> {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.owner != self.id {
+                s.owner = self.id;
+                s.cache.clear();
+            }
+            self.encode_with(text, &mut s)
+        })
+    }
+
+    fn encode_with(&self, text: &str, scratch: &mut Scratch) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
-        let mut scratch = Scratch::default();
         let bytes = text.as_bytes();
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {
             if self.added_first[bytes[i] as usize] {
                 if let Some((len, id)) = self.added_at(&bytes[i..]) {
-                    self.encode_plain(&text[start..i], &mut scratch, &mut out);
+                    self.encode_plain(&text[start..i], scratch, &mut out);
                     out.push(id);
                     i += len;
                     start = i;
@@ -292,7 +300,7 @@ impl FastEncoder {
             }
             i += 1;
         }
-        self.encode_plain(&text[start..], &mut scratch, &mut out);
+        self.encode_plain(&text[start..], scratch, &mut out);
         out
     }
 
@@ -347,13 +355,8 @@ impl FastEncoder {
             return;
         }
         if piece.len() <= CACHE_PIECE {
-            let hit = CACHE.with(|c| {
-                let c = c.borrow();
-                (c.0 == self.id)
-                    .then(|| c.1.get(piece).map(|ids| out.extend_from_slice(ids)))
-                    .flatten()
-            });
-            if hit.is_some() {
+            if let Some(ids) = s.cache.get(piece) {
+                out.extend_from_slice(ids);
                 return;
             }
         }
@@ -372,14 +375,10 @@ impl FastEncoder {
         }
         out.extend_from_slice(&s.syms);
         if piece.len() <= CACHE_PIECE {
-            CACHE.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.0 != self.id || c.1.len() >= CACHE_ENTRIES {
-                    c.0 = self.id;
-                    c.1.clear();
-                }
-                c.1.insert(piece.into(), s.syms.as_slice().into());
-            });
+            if s.cache.len() >= CACHE_ENTRIES {
+                s.cache.clear();
+            }
+            s.cache.insert(piece.into(), s.syms.as_slice().into());
         }
     }
 
@@ -457,6 +456,10 @@ impl FastEncoder {
 
 #[derive(Default)]
 struct Scratch {
+    /// The encoder the cache belongs to (`FastEncoder::id`).
+    owner: u64,
+    /// Piece bytes → ids for pieces up to `CACHE_PIECE` bytes.
+    cache: AHashMap<Box<[u8]>, Box<[u32]>>,
     chars: Vec<(u32, u8)>,
     pieces: Vec<(u32, u32)>,
     next: Vec<(u32, u32)>,

@@ -20,11 +20,18 @@ use crate::TrainError;
 /// Path → (shape, values).
 pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
-fn io(path: &Path, e: std::io::Error) -> TrainError {
-    TrainError::Io {
-        path: path.to_owned(),
-        source: e,
-    }
+/// Writes `bytes` to `dest` atomically: a hidden temporary beside it, fsync, rename.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dest.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| TrainError::io(&tmp, e))?;
+    fs::rename(&tmp, dest).map_err(|e| TrainError::io(dest, e))
 }
 
 /// Writes `tensors` as a safetensors file (header padded to 8 bytes, F32 little-endian).
@@ -53,24 +60,24 @@ pub fn write_safetensors(
     while json.len() % 8 != 0 {
         json.push(b' ');
     }
-    let mut f = std::io::BufWriter::new(File::create(path).map_err(|e| io(path, e))?);
+    let mut f = std::io::BufWriter::new(File::create(path).map_err(|e| TrainError::io(path, e))?);
     f.write_all(&(json.len() as u64).to_le_bytes())
-        .map_err(|e| io(path, e))?;
-    f.write_all(&json).map_err(|e| io(path, e))?;
+        .map_err(|e| TrainError::io(path, e))?;
+    f.write_all(&json).map_err(|e| TrainError::io(path, e))?;
     for (_, values) in tensors.values() {
         for v in values {
-            f.write_all(&v.to_le_bytes()).map_err(|e| io(path, e))?;
+            f.write_all(&v.to_le_bytes()).map_err(|e| TrainError::io(path, e))?;
         }
     }
-    let f = f.into_inner().map_err(|e| io(path, e.into_error()))?;
-    f.sync_all().map_err(|e| io(path, e))
+    let f = f.into_inner().map_err(|e| TrainError::io(path, e.into_error()))?;
+    f.sync_all().map_err(|e| TrainError::io(path, e))
 }
 
 /// Reads a safetensors file written by [`write_safetensors`] (F32 only), validating every
 /// offset so a truncated or foreign file is an error naming it, never a panic.
 pub fn read_safetensors(path: &Path) -> Result<(Tensors, BTreeMap<String, String>), TrainError> {
     let bad = |why: String| TrainError::Checkpoint(format!("{}: {why}", path.display()));
-    let bytes = fs::read(path).map_err(|e| io(path, e))?;
+    let bytes = fs::read(path).map_err(|e| TrainError::io(path, e))?;
     if bytes.len() < 8 {
         return Err(bad(format!(
             "{} bytes: truncated (not a safetensors file)",
@@ -132,25 +139,23 @@ pub fn commit(
     fill: impl FnOnce(&Path) -> Result<(), TrainError>,
 ) -> Result<PathBuf, TrainError> {
     let dir = checkpoints_dir(out);
-    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     let name = format!("step-{step:06}");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     }
-    fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     fill(&tmp)?;
     let dest = dir.join(&name);
     if dest.exists() {
-        fs::remove_dir_all(&dest).map_err(|e| io(&dest, e))?;
+        fs::remove_dir_all(&dest).map_err(|e| TrainError::io(&dest, e))?;
     }
-    fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
-    let latest = dir.join("latest");
-    let ltmp = dir.join(format!(".latest.tmp.{}", std::process::id()));
-    fs::write(&ltmp, &name).map_err(|e| io(&ltmp, e))?;
-    File::open(&ltmp).and_then(|f| f.sync_all()).map_err(|e| io(&ltmp, e))?;
-    fs::rename(&ltmp, &latest).map_err(|e| io(&latest, e))?;
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io(&dir, e))?;
+    fs::rename(&tmp, &dest).map_err(|e| TrainError::io(&dest, e))?;
+    write_atomic(&dir.join("latest"), name.as_bytes())?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| TrainError::io(&dir, e))?;
     Ok(dest)
 }
 
@@ -161,7 +166,7 @@ pub fn latest(out: &Path) -> Result<Option<PathBuf>, TrainError> {
     if !latest.exists() {
         return Ok(None);
     }
-    let name = fs::read_to_string(&latest).map_err(|e| io(&latest, e))?;
+    let name = fs::read_to_string(&latest).map_err(|e| TrainError::io(&latest, e))?;
     let path = dir.join(name.trim());
     if !path.is_dir() {
         return Err(TrainError::Checkpoint(format!(
@@ -179,7 +184,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_truncation_is_an_error() -> Result<(), TrainError> {
-        let dir = tempfile::tempdir().map_err(|e| io(Path::new("tmp"), e))?;
+        let dir = tempfile::tempdir().map_err(|e| TrainError::io(Path::new("tmp"), e))?;
         let p = dir.path().join("x.safetensors");
         let mut t = Tensors::new();
         t.insert("a.weight".into(), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5]));
@@ -189,9 +194,9 @@ mod tests {
         let (back, m) = read_safetensors(&p)?;
         assert_eq!(back, t);
         assert_eq!(m, meta);
-        let bytes = fs::read(&p).map_err(|e| io(&p, e))?;
+        let bytes = fs::read(&p).map_err(|e| TrainError::io(&p, e))?;
         for cut in [3, 20, bytes.len() - 2] {
-            fs::write(&p, &bytes[..cut]).map_err(|e| io(&p, e))?;
+            fs::write(&p, &bytes[..cut]).map_err(|e| TrainError::io(&p, e))?;
             let err = read_safetensors(&p).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(
                 err.contains("x.safetensors") && (err.contains("truncated") || err.contains("JSON")),

@@ -3,7 +3,7 @@
 //! ([`optim`], [`schedule`]), safetensors checkpoints with exact resume ([`checkpoint`]),
 //! and the paper's compute accounting ([`flops`]). Backend-generic: Flex (CPU) in tests,
 //! CUDA behind the `cuda` feature.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub mod checkpoint;
 pub mod data;
@@ -38,4 +38,14 @@ pub enum TrainError {
     Shard(#[from] loam_tokenize::TokenizeError),
     #[error("loss is {loss} at step {step}: training diverged; lower train.schedule.peak_lr or check the data")]
     Diverged { step: u64, loss: f64 },
+}
+
+impl TrainError {
+    /// Wraps an `io::Error` with the path it concerns.
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
 }

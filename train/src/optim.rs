@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::Tensor;
+use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Optimizer settings (the `[train.optim]` table).
@@ -124,8 +124,6 @@ impl<B: Backend> GradSum<B> {
         total.map_or(0.0, |t| f64::from(t.into_scalar().elem::<f32>()).sqrt())
     }
 }
-
-use burn::tensor::ElementConversion;
 
 /// First and second moments of one parameter, flattened.
 pub struct Moments<B: Backend> {

@@ -236,22 +236,17 @@ pub fn train<B: AutodiffBackend>(
             cfg.micro_batch
         )));
     }
-    std::fs::create_dir_all(out).map_err(|e| TrainError::Io {
-        path: out.to_owned(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     B::seed(device, cfg.seed);
     let mut model: Llama<B> = cfg.model.init(device);
     let mut opt = AdamW::<B::InnerBackend>::new(cfg.optim.clone());
     let (mut tokens, mut windows_consumed, mut resumed_from) = (0u64, 0u64, None);
     if resume {
         if let Some(dir) = checkpoint::latest(out)? {
-            let state: State =
-                serde_json::from_slice(&std::fs::read(dir.join("state.json")).map_err(|e| TrainError::Io {
-                    path: dir.join("state.json"),
-                    source: e,
-                })?)
-                .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", dir.join("state.json").display())))?;
+            let state: State = serde_json::from_slice(
+                &std::fs::read(dir.join("state.json")).map_err(|e| TrainError::io(&dir.join("state.json"), e))?,
+            )
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", dir.join("state.json").display())))?;
             let mut same = state.config.clone();
             same.stop_after_steps = cfg.stop_after_steps;
             if same != cfg || state.tokenizer_sha256 != data.tokenizer_sha256 {
@@ -304,15 +299,9 @@ pub fn train<B: AutodiffBackend>(
         .filter(|l| resumed_from.is_some_and(|s| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step < s)))
         .map(str::to_owned)
         .collect();
-    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| TrainError::Io {
-        path: metrics_path.clone(),
-        source: e,
-    })?;
+    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| TrainError::io(&metrics_path, e))?;
     for l in &kept {
-        writeln!(metrics, "{l}").map_err(|e| TrainError::Io {
-            path: metrics_path.clone(),
-            source: e,
-        })?;
+        writeln!(metrics, "{l}").map_err(|e| TrainError::io(&metrics_path, e))?;
     }
 
     let perm = Permutation::new(n_windows, cfg.seed);
@@ -368,10 +357,8 @@ pub fn train<B: AutodiffBackend>(
                 last_val = Some((vl, bpb));
             }
         }
-        writeln!(metrics, "{}", serde_json::to_string(&sm).unwrap_or_default()).map_err(|e| TrainError::Io {
-            path: metrics_path.clone(),
-            source: e,
-        })?;
+        writeln!(metrics, "{}", serde_json::to_string(&sm).unwrap_or_default())
+            .map_err(|e| TrainError::io(&metrics_path, e))?;
         on_step(&sm, stop);
         if done == stop || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) {
             save(
@@ -389,10 +376,7 @@ pub fn train<B: AutodiffBackend>(
             )?;
         }
     }
-    metrics.sync_all().map_err(|e| TrainError::Io {
-        path: metrics_path.clone(),
-        source: e,
-    })?;
+    metrics.sync_all().map_err(|e| TrainError::io(&metrics_path, e))?;
     let summary = TrainSummary {
         steps: opt.step,
         tokens,
@@ -409,10 +393,7 @@ pub fn train<B: AutodiffBackend>(
         resumed_from,
     };
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-    std::fs::write(out.join("summary.json"), json).map_err(|e| TrainError::Io {
-        path: out.join("summary.json"),
-        source: e,
-    })?;
+    checkpoint::write_atomic(&out.join("summary.json"), &json)?;
     Ok(summary)
 }
 
@@ -444,14 +425,8 @@ fn save<B: AutodiffBackend>(
         ]);
         write_safetensors(&dir.join("model.safetensors"), &weights, &meta)?;
         write_safetensors(&dir.join("optimizer.safetensors"), &moments, &Default::default())?;
-        std::fs::write(dir.join("config.json"), &model_cfg).map_err(|e| TrainError::Io {
-            path: dir.join("config.json"),
-            source: e,
-        })?;
+        std::fs::write(dir.join("config.json"), &model_cfg).map_err(|e| TrainError::io(&dir.join("config.json"), e))?;
         let json = serde_json::to_vec_pretty(state).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-        std::fs::write(dir.join("state.json"), json).map_err(|e| TrainError::Io {
-            path: dir.join("state.json"),
-            source: e,
-        })
+        std::fs::write(dir.join("state.json"), json).map_err(|e| TrainError::io(&dir.join("state.json"), e))
     })
 }
