@@ -1,74 +1,227 @@
-//! `loam dag`: the run's DAG as an Airflow file — one task per stage shard (`loam <stage>
-//! --config … --shard i --of n`), each stage after every shard of the one before (a
-//! stage reads only committed upstream output), `loam ledger` last. Tasks are idempotent
-//! shard jobs, so Airflow retries are safe.
+//! The DAG as data: one table of steps — name, stage, the `loam` command of one task,
+//! fan-out over shards or one global task, the steps it reads from, whether the ledger
+//! counts it, and the function that runs it. `loam run` (and `--until`), `loam dag
+//! --format airflow` and `loam ledger` all read this table; a subcommand runs its step
+//! through the same function. Adding a stage is one entry here plus its module.
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use loam_pipeline::stage::ShardId;
 
-use crate::config::Resolved;
+use crate::config::{Resolved, UsageError};
+use crate::runner::StageSummary;
+use crate::{corpus, tokens, training, Common};
 
-/// One task group of the DAG: a Python name, the loam arguments, and whether it fans
-/// out over shards (`--shard i --of n`) or is a single task.
-struct Step {
-    name: &'static str,
-    args: &'static str,
-    fan_out: bool,
+/// One step of the DAG.
+pub struct Step {
+    /// The task (group) id in a scheduler, and the step's name in logs.
+    pub name: &'static str,
+    /// The stage the step belongs to: its output folder, and what `--until` names.
+    pub stage: &'static str,
+    /// `loam` arguments of one task, before `--config`.
+    pub command: &'static str,
+    /// One task per shard (`--shard i --of n`), or one task for the whole run.
+    pub fan_out: bool,
+    /// A global task that must know the split (`--of n`), e.g. to write per-shard decisions.
+    pub needs_split: bool,
+    /// Steps whose every task must finish first (their committed output is this one's input).
+    pub after: &'static [&'static str],
+    /// The stage writes documents: the ledger counts its shards (in table order).
+    pub ledger: bool,
+    pub run: fn(&mut Ctx<'_>) -> Result<()>,
 }
 
-/// The steps `loam run` runs, in order. Dedup is three: signatures per shard, one global
-/// cluster task, then apply per shard. The tokenizer is trained by one task, and so is the
-/// model (`--resume`: an Airflow retry continues from the last checkpoint).
-const STEPS: &[Step] = &[
+/// What a step runs with: the run's config, the shards of this invocation, and the report
+/// the steps of one `loam` call add to (its stdout result line).
+pub struct Ctx<'a> {
+    pub cfg: &'a Resolved,
+    pub common: &'a Common,
+    /// Shards this invocation runs (every shard under `loam run`).
+    pub shards: Vec<ShardId>,
+    /// The split: shards of the whole step.
+    pub of: usize,
+    pub report: Report,
+}
+
+/// What the steps of one invocation did, for the result line.
+#[derive(Default)]
+pub struct Report {
+    pub stages: Vec<StageSummary>,
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    /// Records a stage's summary (and says it on stderr).
+    pub fn stage(&mut self, sum: StageSummary) {
+        eprintln!("{sum}");
+        self.stages.push(sum);
+    }
+
+    /// Sets a top-level key of the result line (`dedup_curve`, `tokens`, `train`, …).
+    pub fn set(&mut self, key: &str, value: impl serde::Serialize) {
+        self.extra
+            .insert(key.to_owned(), serde_json::to_value(value).unwrap_or_default());
+    }
+
+    /// The result line: `ok`, `run_dir`, `stages`, then the keys steps set.
+    pub fn line(self, run_dir: &Path, more: &[(&str, serde_json::Value)]) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("ok".into(), true.into());
+        m.insert("run_dir".into(), serde_json::json!(run_dir));
+        m.insert("stages".into(), serde_json::json!(self.stages));
+        for (k, v) in more {
+            m.insert((*k).to_owned(), v.clone());
+        }
+        m.extend(self.extra);
+        serde_json::Value::Object(m)
+    }
+}
+
+/// The steps, in the order `loam run` runs them. Dedup is three steps: signatures per
+/// shard, one global cluster task, then apply per shard. The tokenizer is trained by one
+/// task, and so is the model (`--resume`: a retried task continues from its checkpoint).
+pub const STEPS: &[Step] = &[
     Step {
         name: "ingest",
-        args: "ingest",
+        stage: "ingest",
+        command: "ingest",
         fan_out: true,
+        needs_split: false,
+        after: &[],
+        ledger: true,
+        run: corpus::ingest_step,
     },
     Step {
         name: "filter",
-        args: "filter",
+        stage: "filter",
+        command: "filter",
         fan_out: true,
+        needs_split: false,
+        after: &["ingest"],
+        ledger: true,
+        run: corpus::filter_step,
     },
     Step {
         name: "dedup_signatures",
-        args: "dedup --phase signatures",
+        stage: "dedup",
+        command: "dedup --phase signatures",
         fan_out: true,
+        needs_split: false,
+        after: &["filter"],
+        ledger: false,
+        run: corpus::dedup_signatures_step,
     },
     Step {
         name: "dedup_cluster",
-        args: "dedup --phase cluster",
+        stage: "dedup",
+        command: "dedup --phase cluster",
         fan_out: false,
+        needs_split: true,
+        after: &["dedup_signatures"],
+        ledger: false,
+        run: corpus::dedup_cluster_step,
     },
     Step {
         name: "dedup",
-        args: "dedup --phase apply",
+        stage: "dedup",
+        command: "dedup --phase apply",
         fan_out: true,
+        needs_split: false,
+        after: &["dedup_cluster"],
+        ledger: true,
+        run: corpus::dedup_apply_step,
     },
     Step {
         name: "tokenizer",
-        args: "tokenizer train",
+        stage: "tokenizer",
+        command: "tokenizer train",
         fan_out: false,
+        needs_split: false,
+        after: &["dedup"],
+        ledger: false,
+        run: tokens::tokenizer_step,
     },
     Step {
         name: "tokenize",
-        args: "tokenize",
+        stage: "tokenize",
+        command: "tokenize",
         fan_out: true,
+        needs_split: false,
+        after: &["tokenizer"],
+        ledger: true,
+        run: tokens::tokenize_step,
     },
     Step {
         name: "train",
-        args: "train --resume",
+        stage: "train",
+        command: "train --resume",
         fan_out: false,
+        needs_split: false,
+        after: &["tokenize"],
+        ledger: false,
+        run: training::train_step,
     },
 ];
+
+/// The step called `name`.
+pub fn step(name: &str) -> Result<&'static Step> {
+    STEPS
+        .iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("internal: no DAG step {name}"))
+}
+
+/// Stage names in DAG order, each once (what `--until` accepts).
+pub fn stages() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for s in STEPS {
+        if !out.contains(&s.stage) {
+            out.push(s.stage);
+        }
+    }
+    out
+}
+
+/// Document stages in DAG order: the ledger's rows.
+pub fn ledger_stages() -> Vec<&'static str> {
+    STEPS.iter().filter(|s| s.ledger).map(|s| s.stage).collect()
+}
+
+/// Runs one step for `ctx`'s shards.
+pub fn run_step(name: &str, ctx: &mut Ctx<'_>) -> Result<()> {
+    (step(name)?.run)(ctx)
+}
+
+/// Runs every step in table order up to and including the last step of stage `until`.
+pub fn run_all(ctx: &mut Ctx<'_>, until: &str) -> Result<()> {
+    let order = stages();
+    let Some(last) = order.iter().position(|s| *s == until) else {
+        anyhow::bail!(UsageError(format!(
+            "--until {until}: not a stage; use one of {}",
+            order.join(", ")
+        )));
+    };
+    for s in STEPS {
+        if order.iter().position(|x| *x == s.stage).is_some_and(|i| i <= last) {
+            (s.run)(ctx).with_context(|| format!("step {}", s.name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the run's ledger over the DAG's document stages.
+pub fn ledger(run_dir: &Path) -> Result<loam_pipeline::ledger::Ledger> {
+    Ok(loam_pipeline::ledger::read_ledger(run_dir, &ledger_stages())?)
+}
 
 fn py_str(s: &str) -> String {
     // JSON string literals are valid Python string literals.
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-/// Renders the Airflow DAG for `cfg` (loaded from `config`).
+/// The Airflow DAG for `cfg` (loaded from `config`): one `BashOperator` per task of each
+/// step, each task after every task of the steps it reads, `loam ledger` last.
 pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>) -> Result<String> {
     let config = std::fs::canonicalize(config).with_context(|| format!("resolving {}", config.display()))?;
     let run_dir = std::env::current_dir()?.join(&cfg.run_dir);
@@ -88,7 +241,7 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
     );
     let _ = writeln!(
         py,
-        "# One task per stage shard; a stage starts once every shard of the one before is committed."
+        "# One task per stage shard; a step starts once every task of the steps it reads is done."
     );
     let _ = writeln!(py, "from datetime import datetime\n");
     let _ = writeln!(py, "from airflow import DAG");
@@ -102,9 +255,9 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
         "with DAG(dag_id={}, start_date=datetime(2024, 1, 1), schedule=None, catchup=False, tags=[\"loam\"]) as dag:",
         py_str(dag_id.unwrap_or(&default_id))
     );
-    let mut previous: Option<&str> = None;
+    let mut read: Vec<&str> = Vec::new();
     for step in STEPS {
-        let (name, args) = (step.name, step.args);
+        let (name, args) = (step.name, step.command);
         if step.fan_out {
             let _ = writeln!(py, "    {name}_tasks = [");
             let _ = writeln!(py, "        BashOperator(");
@@ -118,25 +271,25 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
             let _ = writeln!(py, "        for i in range(SHARDS)");
             let _ = writeln!(py, "    ]");
         } else {
-            // Only the cluster step reads the split (to know how many shards to decide for).
-            let of = if name == "dedup_cluster" { " --of {SHARDS}" } else { "" };
+            let of = if step.needs_split { " --of {SHARDS}" } else { "" };
             let _ = writeln!(
                 py,
                 "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}\", retries=2)]"
             );
         }
-        if let Some(prev) = previous {
+        for up in step.after {
             let _ = writeln!(py, "    for t in {name}_tasks:");
-            let _ = writeln!(py, "        t.set_upstream({prev}_tasks)");
+            let _ = writeln!(py, "        t.set_upstream({up}_tasks)");
+            read.push(up);
         }
-        previous = Some(name);
     }
     let _ = writeln!(
         py,
         "    ledger = BashOperator(task_id=\"ledger\", bash_command=f\"{{LOAM}} ledger '{{RUN_DIR}}'\")"
     );
-    if let Some(prev) = previous {
-        let _ = writeln!(py, "    ledger.set_upstream({prev}_tasks)");
+    // The ledger waits for the steps nothing else reads: the ends of the DAG.
+    for s in STEPS.iter().filter(|s| !read.contains(&s.name)) {
+        let _ = writeln!(py, "    ledger.set_upstream({}_tasks)", s.name);
     }
     Ok(py)
 }

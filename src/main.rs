@@ -5,6 +5,7 @@
 //! Exit codes: 0 done; 1 failed (bad input file, I/O, unbalanced ledger); 2 bad usage or
 //! configuration.
 mod config;
+mod corpus;
 mod dag;
 mod runner;
 mod tokens;
@@ -13,19 +14,13 @@ mod training;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use loam_pipeline::dedup::apply::Apply;
-use loam_pipeline::dedup::cluster::{read_summary, run_cluster, ClusterOutcome, ClusterSummary};
-use loam_pipeline::dedup::{run_signatures, IndexPaths, Signatures};
-use loam_pipeline::filter::Filter;
-use loam_pipeline::ingest::Ingest;
 use loam_pipeline::stage::ShardId;
 use loam_pipeline::PipelineError;
 use loam_tokenize::TokenizeError;
 
 use config::{Resolved, UsageError};
-use runner::{run_stage, split_threads, StageSummary};
 
 #[derive(Parser)]
 #[command(
@@ -49,8 +44,9 @@ enum Command {
         /// Write the run here instead of the config's run.dir (relative to the working directory).
         #[arg(long)]
         run_dir: Option<PathBuf>,
-        /// Stop after this stage (default: run every stage, training last).
-        #[arg(long, value_parser = ["ingest", "filter", "dedup", "tokenizer", "tokenize", "train"])]
+        /// Stop after this stage (default: every stage, training last): ingest, filter,
+        /// dedup, tokenizer, tokenize or train.
+        #[arg(long)]
         until: Option<String>,
     },
     /// Read WARC/WET/JSONL/Parquet inputs into canonical Parquet documents.
@@ -301,11 +297,11 @@ fn dispatch(cli: Cli) -> Result<Output> {
             if let Some(d) = run_dir {
                 cfg.run_dir = config::normalize(&d);
             }
-            run_all(&cfg, &common, until.as_deref().unwrap_or("train")).map(Output::Line)
+            run_all(&cfg, &common, until.as_deref()).map(Output::Line)
         }
-        Command::Ingest(args) => ingest_cmd(args).map(Output::Line),
-        Command::Filter(args) => filter_cmd(args).map(Output::Line),
-        Command::Dedup(args) => dedup_cmd(args).map(Output::Line),
+        Command::Ingest(args) => corpus::ingest_cmd(args).map(Output::Line),
+        Command::Filter(args) => corpus::filter_cmd(args).map(Output::Line),
+        Command::Dedup(args) => corpus::dedup_cmd(args).map(Output::Line),
         Command::Dag {
             config,
             binary,
@@ -323,7 +319,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Command::Tokenize(args) => tokens::tokenize_cmd(args).map(Output::Line),
         Command::Train(args) => training::model_train_cmd(args).map(Output::Line),
         Command::Ledger { run_dir, json } => {
-            let ledger = loam_pipeline::ledger::read_ledger(&run_dir)?;
+            let ledger = dag::ledger(&run_dir)?;
             eprint!("{}", ledger.table());
             if json {
                 println!("{}", serde_json::to_string_pretty(&ledger)?);
@@ -360,6 +356,38 @@ fn step_config(
     }
 }
 
+/// Runs every step of the DAG up to `until` on this machine, then checks the ledger.
+fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde_json::Value> {
+    config::save(cfg)?;
+    let mut ctx = dag::Ctx {
+        cfg,
+        common,
+        shards: all_shards(cfg.shards)?,
+        of: cfg.shards,
+        report: dag::Report::default(),
+    };
+    dag::run_all(&mut ctx, until.unwrap_or("train"))?;
+    let ledger = dag::ledger(&cfg.run_dir)?;
+    eprint!("{}", ledger.table());
+    if !ledger.balanced() {
+        anyhow::bail!(
+            "ledger of {} does not balance (see the table above)",
+            cfg.run_dir.display()
+        );
+    }
+    eprintln!("outputs: {}", display(&cfg.run_dir));
+    let mut report = ctx.report;
+    let mut keys = Vec::new();
+    for k in ["dedup_curve", "tokens", "train"] {
+        keys.push((k, report.extra.remove(k).unwrap_or_default()));
+    }
+    let mut line = report.line(&cfg.run_dir, &[("ledger", "balanced".into())]);
+    if let Some(m) = line.as_object_mut() {
+        m.extend(keys.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    }
+    Ok(line)
+}
+
 fn threads(common: &Common) -> usize {
     common
         .threads
@@ -369,207 +397,6 @@ fn threads(common: &Common) -> usize {
 
 fn all_shards(of: usize) -> Result<Vec<ShardId>> {
     (0..of).map(|i| ShardId::new(i, of).map_err(Into::into)).collect()
-}
-
-fn ingest_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<StageSummary> {
-    let (parallel, per_shard) = split_threads(threads(common), shards.len());
-    let stage = Ingest::new(cfg.inputs.clone(), cfg.ingest.clone(), per_shard)?;
-    let dir = cfg.run_dir.join("ingest");
-    run_stage(&stage, &dir, shards, &stage.fingerprint(), common.force, parallel)
-        .with_context(|| format!("ingest into {}", dir.display()))
-}
-
-fn ingest_cmd(args: IngestArgs) -> Result<serde_json::Value> {
-    let cfg = match (&args.config, &args.out) {
-        (Some(c), _) => config::load(c, &args.common.overrides)?,
-        (None, Some(out)) => {
-            if args.input.is_empty() {
-                anyhow::bail!(UsageError("--out needs at least one --input".into()));
-            }
-            config::from_flags(&args.input, args.dump.clone(), out, args.split.of.unwrap_or(1))?
-        }
-        (None, None) => anyhow::bail!(UsageError(
-            "give --config FILE, or --input PATH... --out DIR (see loam ingest --help)".into()
-        )),
-    };
-    let shards = args.split.shards(cfg.shards)?;
-    config::save(&cfg)?;
-    let sum = ingest_step(&cfg, &shards, &args.common)?;
-    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum]}))
-}
-
-fn filter_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<StageSummary> {
-    let (parallel, per_shard) = split_threads(threads(common), shards.len());
-    let stage = Filter::new(&cfg.run_dir.join("ingest"), cfg.filter.clone(), per_shard)?;
-    let dir = cfg.run_dir.join("filter");
-    run_stage(&stage, &dir, shards, stage.fingerprint(), common.force, parallel)
-        .with_context(|| format!("filter into {}", dir.display()))
-}
-
-fn filter_cmd(args: FilterArgs) -> Result<serde_json::Value> {
-    let of = args.split.of.unwrap_or(1);
-    let cfg = step_config(
-        args.config.as_deref(),
-        args.run.as_deref(),
-        &args.common.overrides,
-        of,
-        " (see loam filter --help)",
-        |cfg| {
-            if let Some(m) = &args.lid_model {
-                cfg.filter.lid_model = m.clone();
-            }
-            Ok(())
-        },
-    )?;
-    let shards = args.split.shards(cfg.shards)?;
-    if args.config.is_some() {
-        config::save(&cfg)?;
-    }
-    let sum = filter_step(&cfg, &shards, &args.common)?;
-    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum]}))
-}
-
-/// Runs `phase` of dedup for `shards` (of `cfg.shards`); returns the apply summary (if
-/// apply ran) and the cluster summary (if the cluster step ran or had committed).
-fn dedup_step(
-    cfg: &Resolved,
-    shards: &[ShardId],
-    of: usize,
-    phase: &str,
-    common: &Common,
-) -> Result<(Option<StageSummary>, Option<ClusterSummary>)> {
-    let (parallel, per_shard) = split_threads(threads(common), shards.len());
-    let upstream = cfg.run_dir.join(&cfg.dedup.upstream);
-    let dir = cfg.run_dir.join("dedup");
-    let sig = Signatures::new(&upstream, cfg.dedup.clone(), per_shard)
-        .with_context(|| format!("dedup reading {}", upstream.display()))?;
-    let all = phase == "all";
-    if all || phase == "signatures" {
-        let (done, secs) = run_signatures(&sig, &dir, shards, common.force, parallel)
-            .with_context(|| format!("dedup signatures into {}", dir.display()))?;
-        eprintln!(
-            "dedup signatures: {done} shards computed, {} already committed ({secs:.1} s)",
-            shards.len() - done
-        );
-    }
-    let mut cluster = None;
-    if all || phase == "cluster" {
-        let out = run_cluster(&dir, &cfg.dedup, sig.fingerprint(), of, common.force)
-            .with_context(|| format!("dedup cluster step in {}", dir.display()))?;
-        let s = out.summary();
-        eprintln!(
-            "dedup cluster: {} documents ({} from earlier indexes), {} exact + {} near duplicates, {} recurring lines{}",
-            s.documents,
-            s.documents_from_previous_index,
-            s.exact_duplicate,
-            s.near_duplicate,
-            s.recurring_lines,
-            if matches!(out, ClusterOutcome::AlreadyDone(_)) { " (already committed)" } else { "" }
-        );
-        cluster = Some(out.summary().clone());
-    }
-    let mut applied = None;
-    if all || phase == "apply" {
-        let stage = Apply::new(&dir, sig, cfg.dedup.clone())?;
-        let sum = run_stage(&stage, &dir, shards, stage.fingerprint(), common.force, parallel)
-            .with_context(|| format!("dedup into {}", dir.display()))?;
-        applied = Some(sum);
-        if cluster.is_none() && phase == "apply" {
-            cluster = read_summary(&IndexPaths::new(&dir).cluster).ok();
-        }
-    }
-    Ok((applied, cluster))
-}
-
-fn dedup_cmd(args: DedupArgs) -> Result<serde_json::Value> {
-    let of = args.split.of.unwrap_or(1);
-    let cfg = step_config(
-        args.config.as_deref(),
-        args.run.as_deref(),
-        &args.common.overrides,
-        of,
-        " (see loam dedup --help)",
-        |cfg| {
-            cfg.dedup = config::dedup_overrides(&args.common.overrides)?;
-            Ok(())
-        },
-    )?;
-    if args.split.shard.is_some() && !matches!(args.phase.as_str(), "signatures" | "apply") {
-        anyhow::bail!(UsageError(
-            "--shard runs one task of a fanned-out step: add --phase signatures or --phase apply".into()
-        ));
-    }
-    let of = args.split.of.unwrap_or(cfg.shards);
-    let shards = args.split.shards(cfg.shards)?;
-    if args.config.is_some() {
-        config::save(&cfg)?;
-    }
-    let (sum, cluster) = dedup_step(&cfg, &shards, of, &args.phase, &args.common)?;
-    if let Some(c) = &cluster {
-        eprint!("{}", c.curve_table());
-    }
-    Ok(serde_json::json!({
-        "ok": true, "run_dir": cfg.run_dir, "stages": sum.into_iter().collect::<Vec<_>>(),
-        "dedup_curve": cluster.map(|c| c.curve),
-    }))
-}
-
-/// Runs every stage in DAG order up to and including `until`.
-fn run_all(cfg: &Resolved, common: &Common, until: &str) -> Result<serde_json::Value> {
-    const ORDER: [&str; 6] = ["ingest", "filter", "dedup", "tokenizer", "tokenize", "train"];
-    let last = ORDER.iter().position(|s| *s == until).unwrap_or(ORDER.len() - 1);
-    let wanted = |stage: &str| ORDER.iter().position(|s| *s == stage).is_some_and(|i| i <= last);
-    config::save(cfg)?;
-    let shards = all_shards(cfg.shards)?;
-    let mut stages = Vec::new();
-    for (name, step) in [("ingest", ingest_step as fn(&_, &_, &_) -> _), ("filter", filter_step)] {
-        if wanted(name) {
-            let sum = step(cfg, &shards, common)?;
-            eprintln!("{sum}");
-            stages.push(sum);
-        }
-    }
-    let mut curve = None;
-    if wanted("dedup") {
-        let (sum, cluster) = dedup_step(cfg, &shards, cfg.shards, "all", common)?;
-        if let Some(sum) = sum {
-            eprintln!("{sum}");
-            stages.push(sum);
-        }
-        curve = cluster.map(|c| {
-            eprint!("{}", c.curve_table());
-            c.curve
-        });
-    }
-    if wanted("tokenizer") {
-        tokens::tokenizer_step(cfg, common)?;
-    }
-    let mut tokens = None;
-    if wanted("tokenize") {
-        let sum = tokens::tokenize_step(cfg, &shards, common)?;
-        eprintln!("{sum}");
-        stages.push(sum);
-        tokens = tokens::token_summary(cfg)?.map(|s| s.total);
-    }
-    // Resumes a killed run's training from its last checkpoint; a finished one is a no-op.
-    let trained = if wanted("train") {
-        Some(training::train_step(cfg, true)?)
-    } else {
-        None
-    };
-    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
-    eprint!("{}", ledger.table());
-    if !ledger.balanced() {
-        anyhow::bail!(
-            "ledger of {} does not balance (see the table above)",
-            cfg.run_dir.display()
-        );
-    }
-    eprintln!("outputs: {}", display(&cfg.run_dir));
-    Ok(serde_json::json!({
-        "ok": true, "run_dir": cfg.run_dir, "stages": stages, "ledger": "balanced", "dedup_curve": curve,
-        "tokens": tokens, "train": trained,
-    }))
 }
 
 fn display(p: &Path) -> String {

@@ -1,13 +1,14 @@
 //! The `tokenizer` and `tokenize` subcommands: training (or adopting) the run's tokenizer,
 //! encoding by hand, and encoding the corpus into token shards.
 use anyhow::{Context, Result};
-use loam_pipeline::stage::ShardId;
 use loam_pipeline::tokens::{
     run_tokenizer, write_summary, Tokenize, TokenizeSummary, TokenizerConfig, TokenizerOutcome,
 };
 
 use crate::config::{self, Resolved};
-use crate::runner::{run_stage, split_threads, StageSummary};
+use crate::corpus::run_one;
+use crate::dag::Ctx;
+use crate::runner::{run_stage, split_threads};
 use crate::{step_config, threads, Common, TokenizeArgs, TokenizerAction, TrainArgs};
 
 pub fn tokenizer_cmd(action: TokenizerAction) -> Result<String> {
@@ -31,7 +32,12 @@ pub fn tokenizer_cmd(action: TokenizerAction) -> Result<String> {
     }
 }
 
-pub fn tokenizer_step(cfg: &Resolved, common: &Common) -> Result<TokenizerOutcome> {
+/// The DAG's `tokenizer` step (one task).
+pub fn tokenizer_step(ctx: &mut Ctx<'_>) -> Result<()> {
+    train_tokenizer(ctx.cfg, ctx.common).map(|_| ())
+}
+
+fn train_tokenizer(cfg: &Resolved, common: &Common) -> Result<TokenizerOutcome> {
     loam_tokenize::set_parallel(threads(common) > 1);
     let out = run_tokenizer(&cfg.run_dir, &cfg.tokenizer, cfg.seed, common.force)
         .with_context(|| format!("tokenizer step in {}", cfg.run_dir.join("tokenizer").display()))?;
@@ -87,21 +93,34 @@ pub fn train_cmd(args: TrainArgs) -> Result<serde_json::Value> {
     if args.config.is_some() {
         config::save(&cfg)?;
     }
-    let out = tokenizer_step(&cfg, &args.common)?;
+    let out = train_tokenizer(&cfg, &args.common)?;
     Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "tokenizer": out.meta()}))
 }
 
-pub fn tokenize_step(cfg: &Resolved, shards: &[ShardId], common: &Common) -> Result<StageSummary> {
-    let (parallel, per_shard) = split_threads(threads(common), shards.len());
+/// The DAG's `tokenize` step (per shard); once every shard is committed, the summary.
+pub fn tokenize_step(ctx: &mut Ctx<'_>) -> Result<()> {
+    let cfg = ctx.cfg;
+    let (parallel, per_shard) = split_threads(threads(ctx.common), ctx.shards.len());
     let stage = Tokenize::new(&cfg.run_dir, &cfg.tokenizer.upstream, cfg.tokenize.clone(), per_shard)?;
     let dir = cfg.run_dir.join("tokenize");
-    run_stage(&stage, &dir, shards, stage.fingerprint(), common.force, parallel)
-        .with_context(|| format!("tokenize into {}", dir.display()))
+    let sum = run_stage(
+        &stage,
+        &dir,
+        &ctx.shards,
+        stage.fingerprint(),
+        ctx.common.force,
+        parallel,
+    )
+    .with_context(|| format!("tokenize into {}", dir.display()))?;
+    ctx.report.stage(sum);
+    let summary = token_summary(cfg)?;
+    ctx.report.set("tokens", summary.map(|s| s.total));
+    Ok(())
 }
 
 /// Writes `tokenize/summary.json` once every shard is committed; `None` before that.
 pub fn token_summary(cfg: &Resolved) -> Result<Option<TokenizeSummary>> {
-    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
+    let ledger = crate::dag::ledger(&cfg.run_dir)?;
     let complete = ledger
         .stages
         .iter()
@@ -134,11 +153,8 @@ pub fn tokenize_cmd(args: TokenizeArgs) -> Result<serde_json::Value> {
             Ok(())
         },
     )?;
-    let shards = args.split.shards(cfg.shards)?;
     if args.config.is_some() {
         config::save(&cfg)?;
     }
-    let sum = tokenize_step(&cfg, &shards, &args.common)?;
-    let summary = token_summary(&cfg)?;
-    Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "stages": [sum], "tokens": summary.map(|s| s.total)}))
+    run_one("tokenize", &cfg, &args.common, &args.split)
 }

@@ -3,11 +3,20 @@
 use anyhow::{Context, Result};
 
 use crate::config::{self, UsageError};
+use crate::dag::Ctx;
 use crate::{step_config, ModelTrainArgs, Resolved};
 
-pub fn train_step(cfg: &Resolved, resume: bool) -> Result<loam_train::TrainSummary> {
+/// The DAG's `train` step: always resumes, so a killed run continues from its last
+/// checkpoint and a finished one is a no-op.
+pub fn train_step(ctx: &mut Ctx<'_>) -> Result<()> {
+    let s = train(ctx.cfg, true)?;
+    ctx.report.set("train", s);
+    Ok(())
+}
+
+fn train(cfg: &Resolved, resume: bool) -> Result<loam_train::TrainSummary> {
     use std::io::IsTerminal;
-    let ledger = loam_pipeline::ledger::read_ledger(&cfg.run_dir)?;
+    let ledger = crate::dag::ledger(&cfg.run_dir)?;
     if !ledger
         .stages
         .iter()
@@ -98,6 +107,6 @@ pub fn model_train_cmd(args: ModelTrainArgs) -> Result<serde_json::Value> {
     if args.config.is_some() {
         config::save(&cfg)?;
     }
-    let s = train_step(&cfg, args.resume)?;
+    let s = train(&cfg, args.resume)?;
     Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "train": s}))
 }

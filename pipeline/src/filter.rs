@@ -63,6 +63,10 @@ impl Stage for Filter {
         Columns::Filter
     }
 
+    fn upstream(&self) -> Option<&str> {
+        Some("ingest")
+    }
+
     fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()> {
         // Per-language kept counts, gathered here and written once per shard.
         let mut kept_by_language: BTreeMap<String, u64> = BTreeMap::new();

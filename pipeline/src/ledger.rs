@@ -1,6 +1,7 @@
 //! The run ledger: for every stage in a run directory, documents in = kept + Σ dropped
 //! per shard and in total, every shard of the split committed, and each stage's input
-//! equal to the previous stage's kept output.
+//! equal to the kept output of the stage it read (recorded in its stats; else the stage
+//! before it in the DAG order the caller gives).
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,9 +11,6 @@ use serde::Serialize;
 use crate::error::{PipelineError, Result};
 use crate::stage::{read_stats, ShardStats, DONE_DIR, STATS_DIR};
 
-/// Document-carrying stages in DAG order; each reads what the one before it kept.
-pub const STAGE_ORDER: &[&str] = &["ingest", "filter", "dedup", "quality", "remix", "tokenize"];
-
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageLedger {
     pub stage: String,
@@ -21,6 +19,9 @@ pub struct StageLedger {
     pub docs_in: u64,
     pub kept: u64,
     pub dropped: BTreeMap<String, u64>,
+    /// The stage whose kept documents this one read, as its shards recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -114,6 +115,9 @@ fn stage_ledger(stage: &str, dir: &Path) -> Result<StageLedger> {
                 s.dropped_total()
             ));
         }
+        if l.upstream.is_none() {
+            l.upstream.clone_from(&s.upstream);
+        }
         l.docs_in += s.docs_in;
         l.kept += s.kept;
         for (r, n) in &s.dropped {
@@ -131,8 +135,9 @@ fn stage_ledger(stage: &str, dir: &Path) -> Result<StageLedger> {
     Ok(l)
 }
 
-/// Reads every stage's committed stats under `run_dir` and checks the books.
-pub fn read_ledger(run_dir: &Path) -> Result<Ledger> {
+/// Reads the committed stats of every stage of `stages` (document stages, in DAG order)
+/// found under `run_dir` and checks the books.
+pub fn read_ledger(run_dir: &Path, stages: &[&str]) -> Result<Ledger> {
     if !run_dir.is_dir() {
         return Err(PipelineError::Config(format!(
             "{} is not a run directory (no such folder); pass the `dir` of a run",
@@ -140,7 +145,7 @@ pub fn read_ledger(run_dir: &Path) -> Result<Ledger> {
         )));
     }
     let mut ledger = Ledger::default();
-    for stage in STAGE_ORDER {
+    for stage in stages {
         let dir = run_dir.join(stage);
         if dir.join(STATS_DIR).is_dir() {
             ledger.stages.push(stage_ledger(stage, &dir)?);
@@ -151,12 +156,22 @@ pub fn read_ledger(run_dir: &Path) -> Result<Ledger> {
             .problems
             .push(format!("{} holds no stage output", run_dir.display()));
     }
-    for pair in ledger.stages.windows(2) {
-        if pair[1].docs_in != pair[0].kept {
-            ledger.problems.push(format!(
+    for (i, s) in ledger.stages.iter().enumerate().skip(1) {
+        let up = match &s.upstream {
+            Some(u) => ledger.stages[..i].iter().find(|p| &p.stage == u),
+            None => ledger.stages.get(i - 1),
+        };
+        match up {
+            Some(up) if up.kept != s.docs_in => ledger.problems.push(format!(
                 "{} read {} documents but {} kept {}",
-                pair[1].stage, pair[1].docs_in, pair[0].stage, pair[0].kept
-            ));
+                s.stage, s.docs_in, up.stage, up.kept
+            )),
+            Some(_) => {}
+            None => ledger.problems.push(format!(
+                "{} read {}, which has no committed output in this run",
+                s.stage,
+                s.upstream.as_deref().unwrap_or("?")
+            )),
         }
     }
     Ok(ledger)

@@ -184,6 +184,11 @@ pub trait Stage: Sync {
     fn columns(&self) -> Columns {
         Columns::Ingest
     }
+    /// The stage whose kept documents this one reads (recorded in the stats, for the
+    /// ledger); `None` for a stage reading raw inputs.
+    fn upstream(&self) -> Option<&str> {
+        None
+    }
     /// False for a stage whose output is not documents (`tokenize` writes token shards,
     /// committing them itself inside `run_shard`): kept documents are then only counted.
     fn writes_documents(&self) -> bool {
@@ -200,6 +205,9 @@ pub struct ShardStats {
     pub of: usize,
     /// Configuration fingerprint the shard was made with.
     pub fingerprint: String,
+    /// The stage whose kept documents this one read (none for ingest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
     pub docs_in: u64,
     pub kept: u64,
     /// Dropped documents (or records) per named reason.
@@ -580,6 +588,7 @@ pub fn run_shard(
             shard: shard.index(),
             of: shard.of(),
             fingerprint: fingerprint.to_owned(),
+            upstream: stage.upstream().map(str::to_owned),
             ..Default::default()
         },
         shard,

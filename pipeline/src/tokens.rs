@@ -355,6 +355,7 @@ pub struct Tokenize {
     meta: TokenizerMeta,
     cfg: TokenizeConfig,
     out_dir: PathBuf,
+    upstream: String,
     threads: usize,
     fingerprint: String,
 }
@@ -388,6 +389,7 @@ impl Tokenize {
             meta,
             cfg,
             out_dir: run_dir.join("tokenize"),
+            upstream: upstream.to_owned(),
             threads: threads.max(1),
             fingerprint,
         })
@@ -494,6 +496,9 @@ impl Stage for Tokenize {
     }
     fn columns(&self) -> Columns {
         Columns::Dedup
+    }
+    fn upstream(&self) -> Option<&str> {
+        Some(&self.upstream)
     }
     fn writes_documents(&self) -> bool {
         false

@@ -82,6 +82,10 @@ impl Stage for Apply {
         Columns::Dedup
     }
 
+    fn upstream(&self) -> Option<&str> {
+        Some(&self.cfg.upstream)
+    }
+
     fn run_shard(&self, shard: ShardId, out: &mut ShardWriter) -> Result<()> {
         let decisions = read_decisions(&self.cluster_dir, shard)?;
         let mut next = decisions.iter();

@@ -32,6 +32,7 @@ pub use super::index::{
     CurvePoint, Decision, DumpCounts, Status,
 };
 use super::index::{decisions_path, DECISIONS_MAGIC, LINES_MAGIC};
+use super::previous::{adopt_previous, index_settings, previous_tables};
 use super::sort::{le_u64, ExternalSorter};
 use super::{DedupConfig, IndexPaths, KeepRule};
 use crate::error::{PipelineError, Result};
@@ -98,107 +99,6 @@ struct Table {
     shard: Option<ShardId>,
 }
 
-/// Lists an earlier index's tables: its own shards (committed) and its previous ones.
-fn previous_tables(index: &Path) -> Result<Vec<PathBuf>> {
-    let paths = IndexPaths {
-        root: index.to_owned(),
-        signatures: index.join("signatures"),
-        previous: index.join("previous"),
-        cluster: index.join("cluster"),
-    };
-    if committed_fingerprint(&paths.cluster).is_none() {
-        return Err(PipelineError::Config(format!(
-            "dedup.previous_index {}: not a committed dedup index (no cluster/_done/cluster); \
-             point it at the `dedup/_index` folder of a finished run",
-            index.display()
-        )));
-    }
-    let mut out = Vec::new();
-    for dir in [&paths.previous, &paths.signatures] {
-        let Ok(entries) = fs::read_dir(dir) else { continue };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "parquet")
-                    && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        files.sort();
-        if dir == &paths.signatures {
-            files.retain(|p| {
-                p.file_stem()
-                    .is_some_and(|s| paths.signatures.join(DONE_DIR).join(s).exists())
-            });
-        }
-        out.extend(files);
-    }
-    Ok(out)
-}
-
-/// Hard-links (or copies) the earlier indexes' tables into `previous/`, so this run's
-/// index is complete on its own and can serve as the next run's `previous_index`.
-fn adopt_previous(cfg: &DedupConfig, paths: &IndexPaths) -> Result<Vec<PathBuf>> {
-    if paths.previous.exists() {
-        fs::remove_dir_all(&paths.previous).map_err(|e| PipelineError::io(&paths.previous, e))?;
-    }
-    if cfg.previous_index.is_empty() {
-        return Ok(Vec::new());
-    }
-    fs::create_dir_all(&paths.previous).map_err(|e| PipelineError::io(&paths.previous, e))?;
-    let mine = fs::canonicalize(&paths.root).ok();
-    let mut out = Vec::new();
-    for index in &cfg.previous_index {
-        if fs::canonicalize(index).ok() == mine {
-            return Err(PipelineError::Config(format!(
-                "dedup.previous_index {} is this run's own index",
-                index.display()
-            )));
-        }
-        check_compatible(cfg, index)?;
-        for src in previous_tables(index)? {
-            let name = src
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let dest = paths.previous.join(format!("{:05}-{name}", out.len()));
-            if fs::hard_link(&src, &dest).is_err() {
-                fs::copy(&src, &dest).map_err(|e| PipelineError::io(&src, e))?;
-            }
-            out.push(dest);
-        }
-    }
-    Ok(out)
-}
-
-/// What an index's signatures were computed with; indexes merge only when equal.
-fn index_settings(cfg: &DedupConfig) -> serde_json::Value {
-    serde_json::json!({
-        "normalize": cfg.normalize, "minhash": cfg.minhash, "lines": cfg.lines.enabled, "unit": cfg.lines.unit,
-    })
-}
-
-fn check_compatible(cfg: &DedupConfig, index: &Path) -> Result<()> {
-    let path = index.join("settings.json");
-    let found: serde_json::Value = fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| {
-            PipelineError::Config(format!(
-                "dedup.previous_index {}: no readable settings.json; point it at a run's `dedup/_index` folder",
-                index.display()
-            ))
-        })?;
-    if found != index_settings(cfg) {
-        return Err(PipelineError::Config(format!(
-            "dedup.previous_index {} was built with other signature settings ({found}); use the same \
-             [dedup.normalize], [dedup.minhash] and dedup.lines.enabled",
-            index.display()
-        )));
-    }
-    Ok(())
-}
-
 /// Whether the cluster step ran or was already committed.
 #[derive(Debug)]
 pub enum ClusterOutcome {
@@ -215,7 +115,8 @@ impl ClusterOutcome {
 }
 
 /// Runs step 2 over the `of` committed signature shards of `stage_dir` (fingerprint
-/// `signatures_fp`) and the configured earlier indexes.
+/// `signatures_fp`) and the configured earlier indexes: prepare, then the five passes of
+/// the module doc, then commit.
 pub fn run_cluster(
     stage_dir: &Path,
     cfg: &DedupConfig,
@@ -226,36 +127,8 @@ pub fn run_cluster(
     let started = Instant::now();
     cfg.validate()?;
     let paths = IndexPaths::new(stage_dir);
-    let mut own = Vec::new();
-    for i in 0..of {
-        let shard = ShardId::new(i, of)?;
-        let marker = paths.signatures.join(DONE_DIR).join(shard.stem());
-        let found = fs::read_to_string(&marker).unwrap_or_default();
-        if found.trim() != signatures_fp {
-            return Err(PipelineError::Config(format!(
-                "{}: signatures of shard {i} of {of} are not committed for this configuration; run \
-                 `loam dedup --phase signatures` for every shard first",
-                paths.signatures.display()
-            )));
-        }
-        own.push((paths.signatures.join(format!("{}.parquet", shard.stem())), shard));
-    }
-    let mut prev_key = Vec::new();
-    for index in &cfg.previous_index {
-        for p in previous_tables(index)? {
-            let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            prev_key.push(serde_json::json!([
-                p.file_name().map(|n| n.to_string_lossy().into_owned()),
-                size
-            ]));
-        }
-    }
-    let mut key_cfg = cfg.clone();
-    key_cfg.memory_limit_mb = 0; // the memory limit changes spills, never decisions
-    key_cfg.previous_index.clear();
-    let fp = fingerprint(&serde_json::json!({
-        "stage": "dedup-cluster/1", "config": key_cfg, "signatures": signatures_fp, "of": of, "previous": prev_key,
-    }));
+    let own = own_tables(&paths, signatures_fp, of)?;
+    let fp = cluster_fingerprint(cfg, signatures_fp, of)?;
     if !force && committed_fingerprint(&paths.cluster).as_deref() == Some(fp.as_str()) {
         return Ok(ClusterOutcome::AlreadyDone(read_summary(&paths.cluster)?));
     }
@@ -263,444 +136,45 @@ pub fn run_cluster(
     if marker.exists() {
         fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
     }
-    // Spill files go to a per-process folder (a retried task may overlap a slow one);
-    // folders of processes that no longer exist are leftovers of a killed run.
-    fs::create_dir_all(&paths.cluster).map_err(|e| PipelineError::io(&paths.cluster, e))?;
-    for e in fs::read_dir(&paths.cluster)
-        .map_err(|e| PipelineError::io(&paths.cluster, e))?
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("_tmp-") {
-            if !Path::new("/proc").join(pid).exists() {
-                fs::remove_dir_all(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
-            }
-        }
-    }
-    let tmp = paths.cluster.join(format!("_tmp-{}", std::process::id()));
-    fs::create_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
-    fs::create_dir_all(paths.cluster.join(DONE_DIR)).map_err(|e| PipelineError::io(&paths.cluster, e))?;
-
-    let previous = adopt_previous(cfg, &paths)?;
-    let mut tables: Vec<Table> = Vec::new();
-    for p in previous {
-        tables.push(Table {
-            path: p,
+    let tmp = fresh_tmp_dir(&paths.cluster)?;
+    let mut tables: Vec<Table> = adopt_previous(cfg, &paths)?
+        .into_iter()
+        .map(|path| Table {
+            path,
             rows: 0,
             shard: None,
-        });
-    }
-    for (p, shard) in own {
-        tables.push(Table {
-            path: p,
-            rows: 0,
-            shard: Some(shard),
-        });
-    }
+        })
+        .collect();
+    tables.extend(own.into_iter().map(|(path, shard)| Table {
+        path,
+        rows: 0,
+        shard: Some(shard),
+    }));
+    let mut c = Clustering::count(cfg, tables, tmp)?;
+    let mut run_stats = ClusterRunStats::default();
     let mut summary = ClusterSummary {
         fingerprint: fp.clone(),
+        dumps: c.dumps.clone(),
         ..Default::default()
     };
-    let mut run_stats = ClusterRunStats::default();
+    run_stats.spilled_bytes += c.number_documents(&paths)?;
+    let edges = c.candidate_edges(&mut summary, &mut run_stats)?;
+    let (mut uf, status) = c.join_dumps(&edges, &mut summary)?;
+    let recurring = c.recurring_lines(&status, &mut summary, &mut run_stats)?;
 
-    // Pass 1: dumps and row counts.
-    let mut prev_dumps = BTreeSet::new();
-    let mut own_dumps = BTreeSet::new();
-    for t in &mut tables {
-        let mut rows = 0;
-        let set = if t.shard.is_some() {
-            &mut own_dumps
-        } else {
-            &mut prev_dumps
-        };
-        scan(&t.path, &["dump"], |b| {
-            let d = str_col(b, &t.path, "dump")?;
-            for i in 0..d.len() {
-                if !set.contains(d.value(i)) {
-                    set.insert(d.value(i).to_owned());
-                }
-            }
-            rows += b.num_rows();
-            Ok(())
-        })?;
-        t.rows = rows;
-    }
-    if let (Some(last_prev), Some(first_new)) = (prev_dumps.last(), own_dumps.first()) {
-        if first_new <= last_prev {
-            return Err(PipelineError::Config(format!(
-                "incremental dedup: dump {first_new} of this run does not come after {last_prev} of \
-                 dedup.previous_index; add dumps in chronological order, or run without previous_index"
-            )));
-        }
-    }
-    let dumps: Vec<String> = prev_dumps
-        .iter()
-        .chain(own_dumps.iter())
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if dumps.len() > usize::from(u16::MAX) {
-        return Err(PipelineError::Config(format!(
-            "{} dumps: at most 65535 per run",
-            dumps.len()
-        )));
-    }
-    let dump_index: BTreeMap<&str, u16> = dumps.iter().enumerate().map(|(i, d)| (d.as_str(), i as u16)).collect();
-    let n: usize = tables.iter().map(|t| t.rows).sum();
-    if n >= u32::MAX as usize {
-        return Err(PipelineError::Config(format!(
-            "{n} documents: at most 4294967294 per dedup run"
-        )));
-    }
-    let limit = cfg.memory_limit_mb << 20;
-    let verify = cfg.minhash.enabled && cfg.minhash.verify_jaccard > 0.0;
-    let arrays = (BYTES_PER_DOC + if verify { 12 } else { 0 }) * n as u64;
-    let budget = limit.saturating_sub(arrays + RESERVE);
-    if budget < (16 << 20) {
-        return Err(PipelineError::Config(format!(
-            "dedup.memory_limit_mb = {}: {n} documents need {} MB of per-document arrays plus {} MB; \
-             raise the limit to at least {} MB",
-            cfg.memory_limit_mb,
-            arrays >> 20,
-            (RESERVE >> 20) + 16,
-            ((arrays + RESERVE) >> 20) + 17
-        )));
-    }
-    // LOAM_DEDUP_SORT_BYTES shrinks the sort budget so tests can force spilling on a small
-    // corpus; spilling changes where records wait, never the decisions.
-    let budget = std::env::var("LOAM_DEDUP_SORT_BYTES")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(budget as usize);
-
-    // Pass 2: ordinals in survivor-rule order.
-    let n_dumps = dumps.len() as u16;
-    let rank = |d: u16| match cfg.keep {
-        KeepRule::Earliest => d,
-        KeepRule::Latest => n_dumps - 1 - d,
-    };
-    let mut ids = ExternalSorter::new(&tmp, "ids", budget);
-    for (f, t) in tables.iter().enumerate() {
-        let mut row = 0u32;
-        scan(&t.path, &["id", "dump"], |b| {
-            let id = str_col(b, &t.path, "id")?;
-            let d = str_col(b, &t.path, "dump")?;
-            for i in 0..b.num_rows() {
-                let di = dump_index.get(d.value(i)).copied().unwrap_or(0);
-                ids.push((rank(di), id.value(i).to_owned(), f as u32, row))?;
-                row += 1;
-            }
-            Ok(())
-        })?;
-    }
-    let mut ord_of: Vec<Vec<u32>> = tables.iter().map(|t| vec![0u32; t.rows]).collect();
-    let mut dump_of = vec![0u16; n];
-    let mut id_hash = vec![0u64; n];
-    let mut ids = ids.finish()?;
-    let mut assigned = 0usize;
-    for (o, (r, id, f, row)) in ids.by_ref().take(n).enumerate() {
-        ord_of[f as usize][row as usize] = o as u32;
-        dump_of[o] = match cfg.keep {
-            KeepRule::Earliest => r,
-            KeepRule::Latest => n_dumps - 1 - r,
-        };
-        id_hash[o] = xxh3_64(id.as_bytes());
-        assigned += 1;
-    }
-    if let Some(e) = ids.error.take() {
-        return Err(e);
-    }
-    if assigned != n {
-        return Err(PipelineError::Config(format!(
-            "{}: signature tables changed while dedup read them ({assigned} of {n} documents); rerun",
-            paths.signatures.display()
-        )));
-    }
-    run_stats.spilled_bytes += ids.spilled_bytes();
-    drop(ids);
-
-    let store = if verify {
-        let path = tmp.join("shingles.bin");
-        let f = File::create(&path).map_err(|e| PipelineError::io(&path, e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        let (mut offset, mut len) = (vec![0u64; n], vec![0u32; n]);
-        let mut at = 0u64;
-        for (f, t) in tables.iter().enumerate() {
-            let mut row = 0usize;
-            scan(&t.path, &["shingles"], |b| {
-                let sh = bin_col(b, &t.path, "shingles")?;
-                for i in 0..b.num_rows() {
-                    let o = ordinal(&ord_of[f], row, &t.path)? as usize;
-                    row += 1;
-                    let v = sh.value(i);
-                    w.write_all(v).map_err(|e| PipelineError::io(&path, e))?;
-                    offset[o] = at;
-                    len[o] = (v.len() / 4) as u32;
-                    at += v.len() as u64;
-                }
-                Ok(())
-            })?;
-        }
-        w.flush().map_err(|e| PipelineError::io(&path, e))?;
-        drop(w);
-        let file = File::open(&path).map_err(|e| PipelineError::io(&path, e))?;
-        Some(ShingleStore {
-            file,
-            path,
-            offset,
-            len,
-        })
-    } else {
-        None
-    };
-
-    // Pass 3: exact groups and band buckets → chained edges.
-    let mut exact = ExternalSorter::<(u128, u32)>::new(&tmp, "exact", budget / 4);
-    let mut bands = ExternalSorter::<(u64, u32)>::new(&tmp, "bands", budget - budget / 4);
-    for (f, t) in tables.iter().enumerate() {
-        let mut row = 0usize;
-        scan(&t.path, &["exact", "bands"], |b| {
-            let ex = bin_col(b, &t.path, "exact")?;
-            let bk = bin_col(b, &t.path, "bands")?;
-            for i in 0..b.num_rows() {
-                let o = ordinal(&ord_of[f], row, &t.path)?;
-                row += 1;
-                if cfg.exact {
-                    let v = ex.value(i);
-                    if v.len() == 16 {
-                        let mut x = [0u8; 16];
-                        x.copy_from_slice(v);
-                        exact.push((u128::from_le_bytes(x), o))?;
-                    }
-                }
-                for k in le_words(bk.value(i)) {
-                    bands.push((k, o))?;
-                }
-            }
-            Ok(())
-        })?;
-    }
-    let mut edges = EdgeFiles::new(&tmp, dumps.len())?;
-    let mut is_exact = vec![false; n];
-    let mut members: Vec<u32> = Vec::new();
-    let exact = exact.finish()?;
-    run_stats.spilled_bytes += exact.spilled_bytes();
-    exact.for_each_group(
-        |r| r.0,
-        |g| {
-            for r in &g[1..] {
-                is_exact[r.1 as usize] = true;
-            }
-            members.clear();
-            members.extend(g.iter().map(|r| r.1));
-            edges.chain(&mut members, &dump_of)
-        },
-    )?;
-    let bands = bands.finish()?;
-    run_stats.spilled_bytes += bands.spilled_bytes();
-    let threshold = cfg.minhash.verify_jaccard;
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    // Pairs already verified (a pair shares up to `bands` buckets); cleared when large.
-    let mut seen: std::collections::HashMap<(u32, u32), bool> = std::collections::HashMap::new();
-    let mut rejected = 0u64;
-    bands.for_each_group(
-        |r| r.0,
-        |g| {
-            members.clear();
-            members.extend(g.iter().map(|r| r.1));
-            if let (Some(store), true) = (&store, members.len() > 1) {
-                // Verify each member against the group's earliest one (by dump): any
-                // prefix of dumps that holds a member holds it too, so the curve stays exact.
-                let center = members
-                    .iter()
-                    .copied()
-                    .min_by_key(|&o| (dump_of[o as usize], o))
-                    .unwrap_or(members[0]);
-                store.read(center, &mut a)?;
-                let mut kept = vec![center];
-                for &m in members.iter().filter(|&&m| m != center) {
-                    if seen.len() > 1 << 20 {
-                        seen.clear();
-                    }
-                    let ok = match seen.get(&(center, m)) {
-                        Some(&ok) => ok,
-                        None => {
-                            store.read(m, &mut b)?;
-                            let ok = jaccard(&a, &b) >= threshold;
-                            seen.insert((center, m), ok);
-                            ok
-                        }
-                    };
-                    if ok {
-                        kept.push(m);
-                    } else {
-                        rejected += 1;
-                    }
-                }
-                return edges.chain(&mut kept, &dump_of);
-            }
-            edges.chain(&mut members, &dump_of)
-        },
-    )?;
-    summary.candidates_rejected_by_jaccard = rejected;
-    drop(store);
-    summary.candidate_edges = edges.count;
-    let edge_files = edges.finish()?;
-
-    // Pass 4: union-find dump by dump; the curve; survivors.
-    let mut per_dump_docs = vec![0u64; dumps.len()];
-    for &d in &dump_of {
-        per_dump_docs[d as usize] += 1;
-    }
-    let mut uf = UnionFind::new(n);
-    let last_prev = prev_dumps.last().and_then(|d| dump_index.get(d.as_str()).copied());
-    // Survivors among the earlier runs' documents before this run's dumps join, marked in
-    // `size` (not yet in use) so the check costs no memory of its own.
-    let mut size = vec![0u32; n];
-    let (mut docs, mut merged) = (0u64, 0u64);
-    for (k, path) in edge_files.iter().enumerate() {
-        docs += per_dump_docs[k];
-        let f = File::open(path).map_err(|e| PipelineError::io(path, e))?;
-        let mut r = BufReader::with_capacity(1 << 20, f);
-        let mut rec = [0u8; 8];
-        loop {
-            match r.read_exact(&mut rec) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(PipelineError::io(path, e)),
-            }
-            let a = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
-            let b = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-            merged += u64::from(uf.union(a, b));
-        }
-        drop(r);
-        let _ = fs::remove_file(path);
-        summary.curve.push(CurvePoint {
-            dumps: k + 1,
-            last_dump: dumps[k].clone(),
-            documents: docs,
-            removed: merged,
-            removed_share: if docs == 0 { 0.0 } else { merged as f64 / docs as f64 },
-        });
-        if Some(k as u16) == last_prev {
-            for o in 0..n as u32 {
-                if dump_of[o as usize] <= k as u16 && uf.find(o) == o {
-                    size[o as usize] = 1;
-                }
-            }
-        }
-    }
-    summary.bridged_previous_survivors = (0..n as u32)
-        .filter(|&o| size[o as usize] == 1 && uf.find(o) != o)
-        .count() as u64;
-    size.fill(0);
-    let mut status = vec![Status::Keep; n];
-    let prev_set: BTreeSet<u16> = prev_dumps
-        .iter()
-        .filter_map(|d| dump_index.get(d.as_str()).copied())
-        .collect();
-    for o in 0..n as u32 {
-        let root = uf.find(o);
-        size[root as usize] += 1;
-        let s = if root == o {
-            Status::Keep
-        } else if is_exact[o as usize] {
-            Status::Exact
-        } else {
-            Status::Near
-        };
-        status[o as usize] = s;
-        let d = dump_of[o as usize];
-        let c = summary.per_dump.entry(dumps[d as usize].clone()).or_default();
-        c.documents += 1;
-        c.from_previous_index = prev_set.contains(&d);
-        match s {
-            Status::Keep => c.kept += 1,
-            Status::Exact => c.exact_duplicate += 1,
-            Status::Near => c.near_duplicate += 1,
-        }
-    }
-    for &s in &size {
-        if s > 0 {
-            *summary.cluster_sizes.entry(u64::from(s)).or_default() += 1;
-        }
-    }
-    drop(size);
-    for c in summary.per_dump.values() {
-        summary.documents += c.documents;
-        summary.kept += c.kept;
-        summary.exact_duplicate += c.exact_duplicate;
-        summary.near_duplicate += c.near_duplicate;
-        if c.from_previous_index {
-            summary.documents_from_previous_index += c.documents;
-        }
-    }
-    summary.dumps = dumps.clone();
-
-    // Pass 5: lines recurring in more than `max_docs` survivors.
-    let mut recurring: Vec<u64> = Vec::new();
-    if cfg.lines.enabled {
-        let mut lines = ExternalSorter::<u64>::new(&tmp, "lines", budget);
-        for (f, t) in tables.iter().enumerate() {
-            let mut row = 0usize;
-            scan(&t.path, &["lines"], |b| {
-                let ls = bin_col(b, &t.path, "lines")?;
-                for i in 0..b.num_rows() {
-                    let o = ordinal(&ord_of[f], row, &t.path)?;
-                    row += 1;
-                    if status[o as usize] == Status::Keep {
-                        for h in le_words(ls.value(i)) {
-                            lines.push(h)?;
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        let lines = lines.finish()?;
-        run_stats.spilled_bytes += lines.spilled_bytes();
-        let max = cfg.lines.max_docs as usize;
-        let mut distinct = 0u64;
-        lines.for_each_group(
-            |h| *h,
-            |g| {
-                distinct += 1;
-                if g.len() > max {
-                    recurring.push(g[0]);
-                }
-                Ok(())
-            },
-        )?;
-        summary.distinct_lines = distinct;
-        summary.recurring_lines = recurring.len() as u64;
-    }
+    // Commit: every file, then the marker.
     let mut bytes = Vec::with_capacity(8 + recurring.len() * 8);
     bytes.extend_from_slice(LINES_MAGIC);
     for h in &recurring {
         bytes.extend_from_slice(&h.to_le_bytes());
     }
     write_atomic(&paths.cluster.join("recurring_lines.bin"), &bytes)?;
-
-    // Decisions per own shard, in its row order.
-    for (f, t) in tables.iter().enumerate() {
-        let Some(shard) = t.shard else { continue };
-        let mut bytes = Vec::with_capacity(16 + t.rows * 11);
-        bytes.extend_from_slice(DECISIONS_MAGIC);
-        bytes.extend_from_slice(&(t.rows as u64).to_le_bytes());
-        for &o in &ord_of[f] {
-            let root = uf.find(o);
-            bytes.push(status[o as usize] as u8);
-            bytes.extend_from_slice(&id_hash[root as usize].to_le_bytes());
-            bytes.extend_from_slice(&dump_of[root as usize].to_le_bytes());
-        }
-        write_atomic(&decisions_path(&paths.cluster, shard), &bytes)?;
-    }
-    let _ = fs::remove_dir_all(&tmp);
+    c.write_decisions(&paths, &mut uf, &status)?;
+    let _ = fs::remove_dir_all(&c.tmp);
     run_stats.seconds = started.elapsed().as_secs_f64();
-    run_stats.documents = n as u64;
-    run_stats.sort_budget_bytes = budget as u64;
-    run_stats.per_document_array_bytes = arrays;
+    run_stats.documents = c.n as u64;
+    run_stats.sort_budget_bytes = c.budget as u64;
+    run_stats.per_document_array_bytes = c.array_bytes;
     let stats_dir = paths.cluster.join(STATS_DIR);
     fs::create_dir_all(&stats_dir).map_err(|e| PipelineError::io(&stats_dir, e))?;
     let json = serde_json::to_vec_pretty(&run_stats).unwrap_or_default();
@@ -715,6 +189,549 @@ pub fn run_cluster(
     crate::stage::failpoint("before_cluster_marker", ShardId::new(0, 1)?);
     write_atomic(&marker, fp.as_bytes())?;
     Ok(ClusterOutcome::Done(summary))
+}
+
+/// This run's committed signature tables, one per shard of the `of`-way split.
+fn own_tables(paths: &IndexPaths, signatures_fp: &str, of: usize) -> Result<Vec<(PathBuf, ShardId)>> {
+    let mut own = Vec::new();
+    for i in 0..of {
+        let shard = ShardId::new(i, of)?;
+        let marker = paths.signatures.join(DONE_DIR).join(shard.stem());
+        let found = fs::read_to_string(&marker).unwrap_or_default();
+        if found.trim() != signatures_fp {
+            return Err(PipelineError::Config(format!(
+                "{}: signatures of shard {i} of {of} are not committed for this configuration; run \
+                 `loam dedup --phase signatures` for every shard first",
+                paths.signatures.display()
+            )));
+        }
+        own.push((paths.signatures.join(format!("{}.parquet", shard.stem())), shard));
+    }
+    Ok(own)
+}
+
+/// The step's fingerprint: what decides its output (not the memory limit, which changes
+/// spills only, and the earlier indexes by their tables' names and sizes).
+fn cluster_fingerprint(cfg: &DedupConfig, signatures_fp: &str, of: usize) -> Result<String> {
+    let mut prev_key = Vec::new();
+    for index in &cfg.previous_index {
+        for p in previous_tables(index)? {
+            let size = fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            prev_key.push(serde_json::json!([
+                p.file_name().map(|n| n.to_string_lossy().into_owned()),
+                size
+            ]));
+        }
+    }
+    let mut key_cfg = cfg.clone();
+    key_cfg.memory_limit_mb = 0;
+    key_cfg.previous_index.clear();
+    Ok(fingerprint(&serde_json::json!({
+        "stage": "dedup-cluster/1", "config": key_cfg, "signatures": signatures_fp, "of": of, "previous": prev_key,
+    })))
+}
+
+/// A per-process spill folder (a retried task may overlap a slow one); folders of
+/// processes that no longer exist are leftovers of a killed run and are removed.
+fn fresh_tmp_dir(cluster_dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(cluster_dir).map_err(|e| PipelineError::io(cluster_dir, e))?;
+    for e in fs::read_dir(cluster_dir)
+        .map_err(|e| PipelineError::io(cluster_dir, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("_tmp-") {
+            if !Path::new("/proc").join(pid).exists() {
+                fs::remove_dir_all(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
+            }
+        }
+    }
+    let tmp = cluster_dir.join(format!("_tmp-{}", std::process::id()));
+    fs::create_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+    fs::create_dir_all(cluster_dir.join(DONE_DIR)).map_err(|e| PipelineError::io(cluster_dir, e))?;
+    Ok(tmp)
+}
+
+/// The state the passes share: the tables, the dumps, and the per-document arrays.
+struct Clustering<'a> {
+    cfg: &'a DedupConfig,
+    tables: Vec<Table>,
+    tmp: PathBuf,
+    dumps: Vec<String>,
+    /// Dumps that came from earlier indexes (incremental runs).
+    prev_dumps: BTreeSet<String>,
+    n: usize,
+    budget: usize,
+    array_bytes: u64,
+    /// Per table, per row: the document's ordinal.
+    ord_of: Vec<Vec<u32>>,
+    /// Per ordinal: dump index and id hash.
+    dump_of: Vec<u16>,
+    id_hash: Vec<u64>,
+}
+
+impl<'a> Clustering<'a> {
+    /// Pass 1: the dumps and row counts of every table; the memory budget they leave.
+    fn count(cfg: &'a DedupConfig, mut tables: Vec<Table>, tmp: PathBuf) -> Result<Self> {
+        let mut prev_dumps = BTreeSet::new();
+        let mut own_dumps = BTreeSet::new();
+        for t in &mut tables {
+            let mut rows = 0;
+            let set = if t.shard.is_some() {
+                &mut own_dumps
+            } else {
+                &mut prev_dumps
+            };
+            scan(&t.path, &["dump"], |b| {
+                let d = str_col(b, &t.path, "dump")?;
+                for i in 0..d.len() {
+                    if !set.contains(d.value(i)) {
+                        set.insert(d.value(i).to_owned());
+                    }
+                }
+                rows += b.num_rows();
+                Ok(())
+            })?;
+            t.rows = rows;
+        }
+        if let (Some(last_prev), Some(first_new)) = (prev_dumps.last(), own_dumps.first()) {
+            if first_new <= last_prev {
+                return Err(PipelineError::Config(format!(
+                    "incremental dedup: dump {first_new} of this run does not come after {last_prev} of \
+                     dedup.previous_index; add dumps in chronological order, or run without previous_index"
+                )));
+            }
+        }
+        let dumps: Vec<String> = prev_dumps.union(&own_dumps).cloned().collect();
+        if dumps.len() > usize::from(u16::MAX) {
+            return Err(PipelineError::Config(format!(
+                "{} dumps: at most 65535 per run",
+                dumps.len()
+            )));
+        }
+        let n: usize = tables.iter().map(|t| t.rows).sum();
+        if n >= u32::MAX as usize {
+            return Err(PipelineError::Config(format!(
+                "{n} documents: at most 4294967294 per dedup run"
+            )));
+        }
+        let limit = cfg.memory_limit_mb << 20;
+        let verify = cfg.minhash.enabled && cfg.minhash.verify_jaccard > 0.0;
+        let array_bytes = (BYTES_PER_DOC + if verify { 12 } else { 0 }) * n as u64;
+        let budget = limit.saturating_sub(array_bytes + RESERVE);
+        if budget < (16 << 20) {
+            return Err(PipelineError::Config(format!(
+                "dedup.memory_limit_mb = {}: {n} documents need {} MB of per-document arrays plus {} MB; \
+                 raise the limit to at least {} MB",
+                cfg.memory_limit_mb,
+                array_bytes >> 20,
+                (RESERVE >> 20) + 16,
+                ((array_bytes + RESERVE) >> 20) + 17
+            )));
+        }
+        // LOAM_DEDUP_SORT_BYTES shrinks the sort budget so tests can force spilling on a
+        // small corpus; spilling changes where records wait, never the decisions.
+        let budget = std::env::var("LOAM_DEDUP_SORT_BYTES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(budget as usize);
+        Ok(Self {
+            cfg,
+            tables,
+            tmp,
+            dumps,
+            prev_dumps,
+            n,
+            budget,
+            array_bytes,
+            ord_of: Vec::new(),
+            dump_of: Vec::new(),
+            id_hash: Vec::new(),
+        })
+    }
+
+    /// Pass 2: documents numbered in survivor-rule order (external sort on dump rank,
+    /// id); returns the bytes spilled.
+    fn number_documents(&mut self, paths: &IndexPaths) -> Result<u64> {
+        let n_dumps = self.dumps.len() as u16;
+        let keep = self.cfg.keep;
+        let rank = |d: u16| match keep {
+            KeepRule::Earliest => d,
+            KeepRule::Latest => n_dumps - 1 - d,
+        };
+        let dump_index: BTreeMap<&str, u16> = self
+            .dumps
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.as_str(), i as u16))
+            .collect();
+        let mut ids = ExternalSorter::new(&self.tmp, "ids", self.budget);
+        for (f, t) in self.tables.iter().enumerate() {
+            let mut row = 0u32;
+            scan(&t.path, &["id", "dump"], |b| {
+                let id = str_col(b, &t.path, "id")?;
+                let d = str_col(b, &t.path, "dump")?;
+                for i in 0..b.num_rows() {
+                    let di = dump_index.get(d.value(i)).copied().unwrap_or(0);
+                    ids.push((rank(di), id.value(i).to_owned(), f as u32, row))?;
+                    row += 1;
+                }
+                Ok(())
+            })?;
+        }
+        let n = self.n;
+        self.ord_of = self.tables.iter().map(|t| vec![0u32; t.rows]).collect();
+        self.dump_of = vec![0u16; n];
+        self.id_hash = vec![0u64; n];
+        let mut ids = ids.finish()?;
+        let mut assigned = 0usize;
+        for (o, (r, id, f, row)) in ids.by_ref().take(n).enumerate() {
+            self.ord_of[f as usize][row as usize] = o as u32;
+            // The rank is its own inverse.
+            self.dump_of[o] = rank(r);
+            self.id_hash[o] = xxh3_64(id.as_bytes());
+            assigned += 1;
+        }
+        if let Some(e) = ids.error.take() {
+            return Err(e);
+        }
+        if assigned != n {
+            return Err(PipelineError::Config(format!(
+                "{}: signature tables changed while dedup read them ({assigned} of {n} documents); rerun",
+                paths.signatures.display()
+            )));
+        }
+        Ok(ids.spilled_bytes())
+    }
+
+    /// Each document's stored shingle set, for exact-Jaccard verification.
+    fn shingle_store(&self) -> Result<ShingleStore> {
+        let path = self.tmp.join("shingles.bin");
+        let f = File::create(&path).map_err(|e| PipelineError::io(&path, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let (mut offset, mut len) = (vec![0u64; self.n], vec![0u32; self.n]);
+        let mut at = 0u64;
+        for (f, t) in self.tables.iter().enumerate() {
+            let mut row = 0usize;
+            scan(&t.path, &["shingles"], |b| {
+                let sh = bin_col(b, &t.path, "shingles")?;
+                for i in 0..b.num_rows() {
+                    let o = ordinal(&self.ord_of[f], row, &t.path)? as usize;
+                    row += 1;
+                    let v = sh.value(i);
+                    w.write_all(v).map_err(|e| PipelineError::io(&path, e))?;
+                    offset[o] = at;
+                    len[o] = (v.len() / 4) as u32;
+                    at += v.len() as u64;
+                }
+                Ok(())
+            })?;
+        }
+        w.flush().map_err(|e| PipelineError::io(&path, e))?;
+        drop(w);
+        let file = File::open(&path).map_err(|e| PipelineError::io(&path, e))?;
+        Ok(ShingleStore {
+            file,
+            path,
+            offset,
+            len,
+        })
+    }
+
+    /// Pass 3: exact groups and band buckets become chained candidate edges, filed per
+    /// (later) dump; returns the edge files and marks exact duplicates.
+    fn candidate_edges(&self, summary: &mut ClusterSummary, run_stats: &mut ClusterRunStats) -> Result<Edges> {
+        let (cfg, budget) = (self.cfg, self.budget);
+        let mut exact = ExternalSorter::<(u128, u32)>::new(&self.tmp, "exact", budget / 4);
+        let mut bands = ExternalSorter::<(u64, u32)>::new(&self.tmp, "bands", budget - budget / 4);
+        for (f, t) in self.tables.iter().enumerate() {
+            let mut row = 0usize;
+            scan(&t.path, &["exact", "bands"], |b| {
+                let ex = bin_col(b, &t.path, "exact")?;
+                let bk = bin_col(b, &t.path, "bands")?;
+                for i in 0..b.num_rows() {
+                    let o = ordinal(&self.ord_of[f], row, &t.path)?;
+                    row += 1;
+                    if cfg.exact {
+                        let v = ex.value(i);
+                        if v.len() == 16 {
+                            let mut x = [0u8; 16];
+                            x.copy_from_slice(v);
+                            exact.push((u128::from_le_bytes(x), o))?;
+                        }
+                    }
+                    for k in le_words(bk.value(i)) {
+                        bands.push((k, o))?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let dump_of = &self.dump_of;
+        let mut edges = EdgeFiles::new(&self.tmp, self.dumps.len())?;
+        let mut is_exact = vec![false; self.n];
+        let mut members: Vec<u32> = Vec::new();
+        let exact = exact.finish()?;
+        run_stats.spilled_bytes += exact.spilled_bytes();
+        exact.for_each_group(
+            |r| r.0,
+            |g| {
+                for r in &g[1..] {
+                    is_exact[r.1 as usize] = true;
+                }
+                members.clear();
+                members.extend(g.iter().map(|r| r.1));
+                edges.chain(&mut members, dump_of)
+            },
+        )?;
+        let bands = bands.finish()?;
+        run_stats.spilled_bytes += bands.spilled_bytes();
+        let store = if cfg.minhash.enabled && cfg.minhash.verify_jaccard > 0.0 {
+            Some(self.shingle_store()?)
+        } else {
+            None
+        };
+        let mut verifier = store.map(|s| Verifier::new(s, cfg.minhash.verify_jaccard));
+        bands.for_each_group(
+            |r| r.0,
+            |g| {
+                members.clear();
+                members.extend(g.iter().map(|r| r.1));
+                if let (Some(v), true) = (verifier.as_mut(), members.len() > 1) {
+                    v.keep_similar(&mut members, dump_of)?;
+                }
+                edges.chain(&mut members, dump_of)
+            },
+        )?;
+        summary.candidates_rejected_by_jaccard = verifier.map_or(0, |v| v.rejected);
+        summary.candidate_edges = edges.count;
+        Ok(Edges {
+            files: edges.finish()?,
+            is_exact,
+        })
+    }
+
+    /// Pass 4: union-find dump by dump (the curve), then each document's status and the
+    /// per-dump and cluster-size counts.
+    fn join_dumps(&self, edges: &Edges, summary: &mut ClusterSummary) -> Result<(UnionFind, Vec<Status>)> {
+        let n = self.n;
+        let mut per_dump_docs = vec![0u64; self.dumps.len()];
+        for &d in &self.dump_of {
+            per_dump_docs[d as usize] += 1;
+        }
+        let dump_index = |d: &str| self.dumps.iter().position(|x| x == d).map(|i| i as u16);
+        let mut uf = UnionFind::new(n);
+        let last_prev = self.prev_dumps.last().and_then(|d| dump_index(d));
+        // Survivors among the earlier runs' documents before this run's dumps join, marked in
+        // `size` (not yet in use) so the check costs no memory of its own.
+        let mut size = vec![0u32; n];
+        let (mut docs, mut merged) = (0u64, 0u64);
+        for (k, path) in edges.files.iter().enumerate() {
+            docs += per_dump_docs[k];
+            let f = File::open(path).map_err(|e| PipelineError::io(path, e))?;
+            let mut r = BufReader::with_capacity(1 << 20, f);
+            let mut rec = [0u8; 8];
+            loop {
+                match r.read_exact(&mut rec) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(PipelineError::io(path, e)),
+                }
+                let a = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+                let b = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+                merged += u64::from(uf.union(a, b));
+            }
+            drop(r);
+            let _ = fs::remove_file(path);
+            summary.curve.push(CurvePoint {
+                dumps: k + 1,
+                last_dump: self.dumps[k].clone(),
+                documents: docs,
+                removed: merged,
+                removed_share: if docs == 0 { 0.0 } else { merged as f64 / docs as f64 },
+            });
+            if Some(k as u16) == last_prev {
+                for o in 0..n as u32 {
+                    if self.dump_of[o as usize] <= k as u16 && uf.find(o) == o {
+                        size[o as usize] = 1;
+                    }
+                }
+            }
+        }
+        summary.bridged_previous_survivors = (0..n as u32)
+            .filter(|&o| size[o as usize] == 1 && uf.find(o) != o)
+            .count() as u64;
+        size.fill(0);
+        let mut status = vec![Status::Keep; n];
+        let prev_set: BTreeSet<u16> = self.prev_dumps.iter().filter_map(|d| dump_index(d)).collect();
+        for o in 0..n as u32 {
+            let root = uf.find(o);
+            size[root as usize] += 1;
+            let s = if root == o {
+                Status::Keep
+            } else if edges.is_exact[o as usize] {
+                Status::Exact
+            } else {
+                Status::Near
+            };
+            status[o as usize] = s;
+            let d = self.dump_of[o as usize];
+            let c = summary.per_dump.entry(self.dumps[d as usize].clone()).or_default();
+            c.documents += 1;
+            c.from_previous_index = prev_set.contains(&d);
+            match s {
+                Status::Keep => c.kept += 1,
+                Status::Exact => c.exact_duplicate += 1,
+                Status::Near => c.near_duplicate += 1,
+            }
+        }
+        for &s in &size {
+            if s > 0 {
+                *summary.cluster_sizes.entry(u64::from(s)).or_default() += 1;
+            }
+        }
+        for c in summary.per_dump.values() {
+            summary.documents += c.documents;
+            summary.kept += c.kept;
+            summary.exact_duplicate += c.exact_duplicate;
+            summary.near_duplicate += c.near_duplicate;
+            if c.from_previous_index {
+                summary.documents_from_previous_index += c.documents;
+            }
+        }
+        Ok((uf, status))
+    }
+
+    /// Pass 5: hashes of the lines found in more than `max_docs` survivors, sorted.
+    fn recurring_lines(
+        &self,
+        status: &[Status],
+        summary: &mut ClusterSummary,
+        run_stats: &mut ClusterRunStats,
+    ) -> Result<Vec<u64>> {
+        let mut recurring: Vec<u64> = Vec::new();
+        if !self.cfg.lines.enabled {
+            return Ok(recurring);
+        }
+        let mut lines = ExternalSorter::<u64>::new(&self.tmp, "lines", self.budget);
+        for (f, t) in self.tables.iter().enumerate() {
+            let mut row = 0usize;
+            scan(&t.path, &["lines"], |b| {
+                let ls = bin_col(b, &t.path, "lines")?;
+                for i in 0..b.num_rows() {
+                    let o = ordinal(&self.ord_of[f], row, &t.path)?;
+                    row += 1;
+                    if status[o as usize] == Status::Keep {
+                        for h in le_words(ls.value(i)) {
+                            lines.push(h)?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let lines = lines.finish()?;
+        run_stats.spilled_bytes += lines.spilled_bytes();
+        let max = self.cfg.lines.max_docs as usize;
+        let mut distinct = 0u64;
+        lines.for_each_group(
+            |h| *h,
+            |g| {
+                distinct += 1;
+                if g.len() > max {
+                    recurring.push(g[0]);
+                }
+                Ok(())
+            },
+        )?;
+        summary.distinct_lines = distinct;
+        summary.recurring_lines = recurring.len() as u64;
+        Ok(recurring)
+    }
+
+    /// One decisions file per own shard, in its row order: status, survivor id hash,
+    /// survivor dump.
+    fn write_decisions(&self, paths: &IndexPaths, uf: &mut UnionFind, status: &[Status]) -> Result<()> {
+        for (f, t) in self.tables.iter().enumerate() {
+            let Some(shard) = t.shard else { continue };
+            let mut bytes = Vec::with_capacity(16 + t.rows * 11);
+            bytes.extend_from_slice(DECISIONS_MAGIC);
+            bytes.extend_from_slice(&(t.rows as u64).to_le_bytes());
+            for &o in &self.ord_of[f] {
+                let root = uf.find(o);
+                bytes.push(status[o as usize] as u8);
+                bytes.extend_from_slice(&self.id_hash[root as usize].to_le_bytes());
+                bytes.extend_from_slice(&self.dump_of[root as usize].to_le_bytes());
+            }
+            write_atomic(&decisions_path(&paths.cluster, shard), &bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Pass 3's output: one edge file per dump, and which documents have an exact twin
+/// ranked before them.
+struct Edges {
+    files: Vec<PathBuf>,
+    is_exact: Vec<bool>,
+}
+
+/// Exact-Jaccard check of band candidates against their bucket's earliest member.
+struct Verifier {
+    store: ShingleStore,
+    threshold: f64,
+    /// Pairs already verified (a pair shares up to `bands` buckets); cleared when large.
+    seen: std::collections::HashMap<(u32, u32), bool>,
+    rejected: u64,
+    a: Vec<u32>,
+    b: Vec<u32>,
+}
+
+impl Verifier {
+    fn new(store: ShingleStore, threshold: f64) -> Self {
+        Self {
+            store,
+            threshold,
+            seen: std::collections::HashMap::new(),
+            rejected: 0,
+            a: Vec::new(),
+            b: Vec::new(),
+        }
+    }
+
+    /// Keeps in `members` the group's earliest member (by dump) and those similar enough
+    /// to it: any prefix of dumps that holds a member holds that one too, so the curve
+    /// stays exact.
+    fn keep_similar(&mut self, members: &mut Vec<u32>, dump_of: &[u16]) -> Result<()> {
+        let center = members
+            .iter()
+            .copied()
+            .min_by_key(|&o| (dump_of[o as usize], o))
+            .unwrap_or(members[0]);
+        self.store.read(center, &mut self.a)?;
+        let mut kept = vec![center];
+        for &m in members.iter().filter(|&&m| m != center) {
+            if self.seen.len() > 1 << 20 {
+                self.seen.clear();
+            }
+            let ok = match self.seen.get(&(center, m)) {
+                Some(&ok) => ok,
+                None => {
+                    self.store.read(m, &mut self.b)?;
+                    let ok = jaccard(&self.a, &self.b) >= self.threshold;
+                    self.seen.insert((center, m), ok);
+                    ok
+                }
+            };
+            if ok {
+                kept.push(m);
+            } else {
+                self.rejected += 1;
+            }
+        }
+        *members = kept;
+        Ok(())
+    }
 }
 
 /// The ordinal of `row` of a table, or an error if the table grew since it was counted.

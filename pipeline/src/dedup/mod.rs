@@ -16,6 +16,7 @@ pub mod cluster;
 mod graph;
 mod index;
 pub mod minhash;
+mod previous;
 pub mod sort;
 pub mod text;
 
