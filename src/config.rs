@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use loam_pipeline::dedup::DedupConfig;
 use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
+use loam_pipeline::quality::{QualityConfig, SourceFile};
 use loam_pipeline::tokens::{TokenizeConfig, TokenizerConfig};
 use loam_pipeline::FilterConfig;
 use loam_train::TrainConfig;
@@ -28,6 +29,8 @@ struct RawConfig {
     filter: FilterConfig,
     #[serde(default)]
     dedup: DedupConfig,
+    #[serde(default)]
+    quality: QualityConfig,
     #[serde(default)]
     tokenizer: TokenizerConfig,
     #[serde(default)]
@@ -76,9 +79,17 @@ pub struct Resolved {
     pub ingest: IngestConfig,
     pub filter: FilterConfig,
     pub dedup: DedupConfig,
+    pub quality: QualityConfig,
     pub tokenizer: TokenizerConfig,
     pub tokenize: TokenizeConfig,
     pub train: TrainConfig,
+}
+
+impl Resolved {
+    /// Whether the quality steps run: enabled, with at least one model configured.
+    pub fn quality_enabled(&self) -> bool {
+        self.quality.enabled && !self.quality.models.is_empty()
+    }
 }
 
 /// Usage or configuration mistakes: the binary exits with status 2 for these.
@@ -123,6 +134,7 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
         ingest: IngestConfig::default(),
         filter: FilterConfig::default(),
         dedup: DedupConfig::default(),
+        quality: QualityConfig::default(),
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
         train: TrainConfig::default(),
@@ -141,9 +153,20 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         ingest: IngestConfig::default(),
         filter: FilterConfig::default(),
         dedup: DedupConfig::default(),
+        quality: QualityConfig::default(),
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
         train: TrainConfig::default(),
+    }
+}
+
+/// Settles what a `--run DIR` step's flags left open: `tokenizer.upstream = "auto"` is
+/// the run's quality stage when it has committed shards, else dedup.
+pub fn settle_run_dir(cfg: &mut Resolved) {
+    if cfg.tokenizer.upstream == "auto" {
+        let quality_done =
+            std::fs::read_dir(cfg.run_dir.join("quality").join("_done")).is_ok_and(|mut d| d.next().is_some());
+        cfg.tokenizer.upstream = if quality_done { "quality" } else { "dedup" }.into();
     }
 }
 
@@ -209,8 +232,40 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
     raw.dedup.validate().map_err(|e| usage(e.to_string()))?;
     let mut dedup = raw.dedup;
     dedup.previous_index = dedup.previous_index.iter().map(|p| normalize(&base.join(p))).collect();
-    raw.tokenizer.validate().map_err(|e| usage(e.to_string()))?;
+    let mut quality = raw.quality;
+    for (i, m) in quality.models.iter_mut().enumerate() {
+        m.from_file = m.from_file.as_ref().map(|p| normalize(&base.join(p)));
+        for s in m.positives.iter_mut().chain(m.negatives.iter_mut()) {
+            s.files.clear();
+            for pattern in &s.inputs {
+                for path in expand(&base.join(pattern))
+                    .with_context(|| format!("quality.models[{i}] source {} input {pattern:?}", s.name))
+                    .map_err(|e| usage(format!("{e:#}")))?
+                {
+                    let name = normalize(path.strip_prefix(base).unwrap_or(&path))
+                        .display()
+                        .to_string();
+                    s.files.push(SourceFile {
+                        path: normalize(&path),
+                        name,
+                    });
+                }
+            }
+        }
+    }
+    if quality.enabled && !quality.models.is_empty() {
+        quality.validate().map_err(|e| usage(e.to_string()))?;
+    }
     let mut tokenizer = raw.tokenizer;
+    // `auto`: the last document stage before the tokenizer in this run's DAG.
+    if tokenizer.upstream == "auto" {
+        tokenizer.upstream = if quality.enabled && !quality.models.is_empty() {
+            "quality".into()
+        } else {
+            "dedup".into()
+        };
+    }
+    tokenizer.validate().map_err(|e| usage(e.to_string()))?;
     tokenizer.from_file = tokenizer.from_file.map(|p| normalize(&base.join(p)));
     tokenizer.bpe.pretokenizer_from = tokenizer.bpe.pretokenizer_from.map(|p| normalize(&base.join(p)));
     let mut filter = raw.filter;
@@ -219,6 +274,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
     Ok(Resolved {
         filter,
         dedup,
+        quality,
         tokenizer,
         tokenize: raw.tokenize,
         train: raw.train,

@@ -8,25 +8,13 @@ use loam_pipeline::filter::Filter;
 use loam_pipeline::ingest::Ingest;
 
 use crate::config::{self, UsageError};
-use crate::dag::{self, Ctx, Report};
-use crate::runner::{run_stage, split_threads};
-use crate::{step_config, threads, DedupArgs, FilterArgs, IngestArgs};
+use crate::dag::{self, Ctx};
+use crate::{step_config, DedupArgs, FilterArgs, IngestArgs};
 
 pub fn ingest_step(ctx: &mut Ctx<'_>) -> Result<()> {
-    let (parallel, per_shard) = split_threads(threads(ctx.common), ctx.shards.len());
+    let (parallel, per_shard) = ctx.threads();
     let stage = Ingest::new(ctx.cfg.inputs.clone(), ctx.cfg.ingest.clone(), per_shard)?;
-    let dir = ctx.cfg.run_dir.join("ingest");
-    let sum = run_stage(
-        &stage,
-        &dir,
-        &ctx.shards,
-        &stage.fingerprint(),
-        ctx.common.force,
-        parallel,
-    )
-    .with_context(|| format!("ingest into {}", dir.display()))?;
-    ctx.report.stage(sum);
-    Ok(())
+    ctx.run_stage(&stage, &stage.fingerprint(), parallel)
 }
 
 pub fn ingest_cmd(args: IngestArgs) -> Result<serde_json::Value> {
@@ -47,20 +35,9 @@ pub fn ingest_cmd(args: IngestArgs) -> Result<serde_json::Value> {
 }
 
 pub fn filter_step(ctx: &mut Ctx<'_>) -> Result<()> {
-    let (parallel, per_shard) = split_threads(threads(ctx.common), ctx.shards.len());
+    let (parallel, per_shard) = ctx.threads();
     let stage = Filter::new(&ctx.cfg.run_dir.join("ingest"), ctx.cfg.filter.clone(), per_shard)?;
-    let dir = ctx.cfg.run_dir.join("filter");
-    let sum = run_stage(
-        &stage,
-        &dir,
-        &ctx.shards,
-        stage.fingerprint(),
-        ctx.common.force,
-        parallel,
-    )
-    .with_context(|| format!("filter into {}", dir.display()))?;
-    ctx.report.stage(sum);
-    Ok(())
+    ctx.run_stage(&stage, stage.fingerprint(), parallel)
 }
 
 pub fn filter_cmd(args: FilterArgs) -> Result<serde_json::Value> {
@@ -91,15 +68,7 @@ pub fn run_one(
     common: &crate::Common,
     split: &crate::Split,
 ) -> Result<serde_json::Value> {
-    let mut ctx = Ctx {
-        cfg,
-        common,
-        shards: split.shards(cfg.shards)?,
-        of: split.of.unwrap_or(cfg.shards),
-        report: Report::default(),
-    };
-    dag::run_step(step, &mut ctx)?;
-    Ok(ctx.report.line(&cfg.run_dir, &[]))
+    Ctx::new(cfg, common, split)?.run(&[step])
 }
 
 fn signatures(ctx: &Ctx<'_>, per_shard: usize) -> Result<Signatures> {
@@ -109,7 +78,7 @@ fn signatures(ctx: &Ctx<'_>, per_shard: usize) -> Result<Signatures> {
 }
 
 pub fn dedup_signatures_step(ctx: &mut Ctx<'_>) -> Result<()> {
-    let (parallel, per_shard) = split_threads(threads(ctx.common), ctx.shards.len());
+    let (parallel, per_shard) = ctx.threads();
     let sig = signatures(ctx, per_shard)?;
     let dir = ctx.cfg.run_dir.join("dedup");
     let (done, secs) = run_signatures(&sig, &dir, &ctx.shards, ctx.common.force, parallel)
@@ -146,20 +115,11 @@ pub fn dedup_cluster_step(ctx: &mut Ctx<'_>) -> Result<()> {
 }
 
 pub fn dedup_apply_step(ctx: &mut Ctx<'_>) -> Result<()> {
-    let (parallel, per_shard) = split_threads(threads(ctx.common), ctx.shards.len());
+    let (parallel, per_shard) = ctx.threads();
     let sig = signatures(ctx, per_shard)?;
     let dir = ctx.cfg.run_dir.join("dedup");
     let stage = Apply::new(&dir, sig, ctx.cfg.dedup.clone())?;
-    let sum = run_stage(
-        &stage,
-        &dir,
-        &ctx.shards,
-        stage.fingerprint(),
-        ctx.common.force,
-        parallel,
-    )
-    .with_context(|| format!("dedup into {}", dir.display()))?;
-    ctx.report.stage(sum);
+    ctx.run_stage(&stage, stage.fingerprint(), parallel)?;
     if !ctx.report.extra.contains_key("dedup_curve") {
         if let Ok(s) = read_summary(&IndexPaths::new(&dir).cluster) {
             ctx.report.set("dedup_curve", &s.curve);
@@ -189,13 +149,7 @@ pub fn dedup_cmd(args: DedupArgs) -> Result<serde_json::Value> {
     if args.config.is_some() {
         config::save(&cfg)?;
     }
-    let mut ctx = Ctx {
-        cfg: &cfg,
-        common: &args.common,
-        shards: args.split.shards(cfg.shards)?,
-        of: args.split.of.unwrap_or(cfg.shards),
-        report: Report::default(),
-    };
+    let mut ctx = Ctx::new(&cfg, &args.common, &args.split)?;
     let steps: &[&str] = match args.phase.as_str() {
         "signatures" => &["dedup_signatures"],
         "cluster" => &["dedup_cluster"],

@@ -11,7 +11,7 @@ use loam_pipeline::stage::ShardId;
 
 use crate::config::{Resolved, UsageError};
 use crate::runner::StageSummary;
-use crate::{corpus, tokens, training, Common};
+use crate::{corpus, quality, tokens, training, Common};
 
 /// One step of the DAG.
 pub struct Step {
@@ -29,7 +29,17 @@ pub struct Step {
     pub after: &'static [&'static str],
     /// The stage writes documents: the ledger counts its shards (in table order).
     pub ledger: bool,
+    /// Whether the run's config includes the step (quality needs configured models).
+    pub enabled: fn(&Resolved) -> bool,
     pub run: fn(&mut Ctx<'_>) -> Result<()>,
+}
+
+fn always(_: &Resolved) -> bool {
+    true
+}
+
+fn quality_on(cfg: &Resolved) -> bool {
+    cfg.quality_enabled()
 }
 
 /// What a step runs with: the run's config, the shards of this invocation, and the report
@@ -42,6 +52,47 @@ pub struct Ctx<'a> {
     /// The split: shards of the whole step.
     pub of: usize,
     pub report: Report,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for the shards `split` names (every shard when it names none).
+    pub fn new(cfg: &'a Resolved, common: &'a Common, split: &crate::Split) -> Result<Self> {
+        Ok(Self {
+            cfg,
+            common,
+            shards: split.shards(cfg.shards)?,
+            of: split.of.unwrap_or(cfg.shards),
+            report: Report::default(),
+        })
+    }
+
+    /// Runs the named steps in turn; the result line of all of them.
+    pub fn run(mut self, steps: &[&str]) -> Result<serde_json::Value> {
+        for s in steps {
+            run_step(s, &mut self)?;
+        }
+        Ok(self.report.line(&self.cfg.run_dir, &[]))
+    }
+
+    /// (shards run side by side, threads inside each shard).
+    pub fn threads(&self) -> (usize, usize) {
+        crate::runner::split_threads(crate::threads(self.common), self.shards.len())
+    }
+
+    /// Runs a document stage over this context's shards into `RUN/<stage name>` with
+    /// `parallel` shards at once, and reports it.
+    pub fn run_stage(
+        &mut self,
+        stage: &dyn loam_pipeline::stage::Stage,
+        fingerprint: &str,
+        parallel: usize,
+    ) -> Result<()> {
+        let dir = self.cfg.run_dir.join(stage.name());
+        let sum = crate::runner::run_stage(stage, &dir, &self.shards, fingerprint, self.common.force, parallel)
+            .with_context(|| format!("{} into {}", stage.name(), dir.display()))?;
+        self.report.stage(sum);
+        Ok(())
+    }
 }
 
 /// What the steps of one invocation did, for the result line.
@@ -90,6 +141,7 @@ pub const STEPS: &[Step] = &[
         needs_split: false,
         after: &[],
         ledger: true,
+        enabled: always,
         run: corpus::ingest_step,
     },
     Step {
@@ -100,6 +152,7 @@ pub const STEPS: &[Step] = &[
         needs_split: false,
         after: &["ingest"],
         ledger: true,
+        enabled: always,
         run: corpus::filter_step,
     },
     Step {
@@ -110,6 +163,7 @@ pub const STEPS: &[Step] = &[
         needs_split: false,
         after: &["filter"],
         ledger: false,
+        enabled: always,
         run: corpus::dedup_signatures_step,
     },
     Step {
@@ -120,6 +174,7 @@ pub const STEPS: &[Step] = &[
         needs_split: true,
         after: &["dedup_signatures"],
         ledger: false,
+        enabled: always,
         run: corpus::dedup_cluster_step,
     },
     Step {
@@ -130,7 +185,54 @@ pub const STEPS: &[Step] = &[
         needs_split: false,
         after: &["dedup_cluster"],
         ledger: true,
+        enabled: always,
         run: corpus::dedup_apply_step,
+    },
+    // Quality: one training task (its pool negatives come from the filter stage), scores
+    // per shard, one global threshold task, then the keep rule per shard.
+    Step {
+        name: "quality_train",
+        stage: "quality",
+        command: "quality train",
+        fan_out: false,
+        needs_split: false,
+        after: &["filter"],
+        ledger: false,
+        enabled: quality_on,
+        run: quality::quality_train_step,
+    },
+    Step {
+        name: "quality_score",
+        stage: "quality",
+        command: "quality --phase score",
+        fan_out: true,
+        needs_split: false,
+        after: &["quality_train", "dedup"],
+        ledger: false,
+        enabled: quality_on,
+        run: quality::quality_score_step,
+    },
+    Step {
+        name: "quality_threshold",
+        stage: "quality",
+        command: "quality --phase threshold",
+        fan_out: false,
+        needs_split: true,
+        after: &["quality_score"],
+        ledger: false,
+        enabled: quality_on,
+        run: quality::quality_threshold_step,
+    },
+    Step {
+        name: "quality",
+        stage: "quality",
+        command: "quality --phase apply",
+        fan_out: true,
+        needs_split: false,
+        after: &["quality_threshold"],
+        ledger: true,
+        enabled: quality_on,
+        run: quality::quality_apply_step,
     },
     Step {
         name: "tokenizer",
@@ -138,8 +240,9 @@ pub const STEPS: &[Step] = &[
         command: "tokenizer train",
         fan_out: false,
         needs_split: false,
-        after: &["dedup"],
+        after: &["quality"],
         ledger: false,
+        enabled: always,
         run: tokens::tokenizer_step,
     },
     Step {
@@ -150,6 +253,7 @@ pub const STEPS: &[Step] = &[
         needs_split: false,
         after: &["tokenizer"],
         ledger: true,
+        enabled: always,
         run: tokens::tokenize_step,
     },
     Step {
@@ -160,6 +264,7 @@ pub const STEPS: &[Step] = &[
         needs_split: false,
         after: &["tokenize"],
         ledger: false,
+        enabled: always,
         run: training::train_step,
     },
 ];
@@ -203,11 +308,32 @@ pub fn run_all(ctx: &mut Ctx<'_>, until: &str) -> Result<()> {
         )));
     };
     for s in STEPS {
-        if order.iter().position(|x| *x == s.stage).is_some_and(|i| i <= last) {
+        if (s.enabled)(ctx.cfg) && order.iter().position(|x| *x == s.stage).is_some_and(|i| i <= last) {
             (s.run)(ctx).with_context(|| format!("step {}", s.name))?;
         }
     }
     Ok(())
+}
+
+/// The enabled steps `name` waits for: its `after` list, a disabled step replaced by the
+/// steps that one waits for.
+fn upstream_steps(name: &str, cfg: &Resolved) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let Ok(s) = step(name) else { return out };
+    for up in s.after {
+        match step(up) {
+            Ok(u) if (u.enabled)(cfg) => out.push(u.name),
+            Ok(u) => {
+                for x in upstream_steps(u.name, cfg) {
+                    if !out.contains(&x) {
+                        out.push(x);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    out
 }
 
 /// Reads the run's ledger over the DAG's document stages.
@@ -256,7 +382,8 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
         py_str(dag_id.unwrap_or(&default_id))
     );
     let mut read: Vec<&str> = Vec::new();
-    for step in STEPS {
+    let enabled: Vec<&Step> = STEPS.iter().filter(|s| (s.enabled)(cfg)).collect();
+    for step in &enabled {
         let (name, args) = (step.name, step.command);
         if step.fan_out {
             let _ = writeln!(py, "    {name}_tasks = [");
@@ -277,7 +404,7 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
                 "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}\", retries=2)]"
             );
         }
-        for up in step.after {
+        for up in upstream_steps(name, cfg) {
             let _ = writeln!(py, "    for t in {name}_tasks:");
             let _ = writeln!(py, "        t.set_upstream({up}_tasks)");
             read.push(up);
@@ -288,7 +415,7 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
         "    ledger = BashOperator(task_id=\"ledger\", bash_command=f\"{{LOAM}} ledger '{{RUN_DIR}}'\")"
     );
     // The ledger waits for the steps nothing else reads: the ends of the DAG.
-    for s in STEPS.iter().filter(|s| !read.contains(&s.name)) {
+    for s in enabled.iter().filter(|s| !read.contains(&s.name)) {
         let _ = writeln!(py, "    ledger.set_upstream({}_tasks)", s.name);
     }
     Ok(py)

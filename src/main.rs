@@ -7,6 +7,7 @@
 mod config;
 mod corpus;
 mod dag;
+mod quality;
 mod runner;
 mod tokens;
 mod training;
@@ -45,7 +46,7 @@ enum Command {
         #[arg(long)]
         run_dir: Option<PathBuf>,
         /// Stop after this stage (default: every stage, training last): ingest, filter,
-        /// dedup, tokenizer, tokenize or train.
+        /// dedup, quality, tokenizer, tokenize or train.
         #[arg(long)]
         until: Option<String>,
     },
@@ -55,6 +56,10 @@ enum Command {
     Filter(FilterArgs),
     /// Exact, MinHash-LSH and line-level dedup across every dump (signatures → cluster → apply).
     Dedup(DedupArgs),
+    /// The fastText quality (reference-likeness) classifier: `quality train`, then
+    /// score → global threshold → keep rule (`--phase`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Quality(QualityArgs),
     /// Train the run's byte-level BPE (or any text files'); encode/decode by hand.
     Tokenizer {
         #[command(subcommand)]
@@ -222,8 +227,44 @@ struct DedupArgs {
     common: Common,
 }
 
-/// `--shard I --of N`: one task of a fanned-out step.
 #[derive(Args)]
+struct QualityArgs {
+    #[command(subcommand)]
+    action: Option<QualityAction>,
+    /// The run's TOML config (the models and their sources live there).
+    #[arg(long, conflicts_with = "run")]
+    config: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    run: Option<PathBuf>,
+    /// Which step: `score` and `apply` fan out over shards, `threshold` is one task; `all`
+    /// runs train, score, threshold and apply on this machine.
+    #[arg(long, default_value = "all", value_parser = ["all", "score", "threshold", "apply"])]
+    phase: String,
+    #[command(flatten)]
+    split: Split,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Subcommand)]
+enum QualityAction {
+    /// Train (or adopt) the run's quality models and write their model cards (one task).
+    Train(QualityTrainArgs),
+}
+
+#[derive(Args)]
+struct QualityTrainArgs {
+    /// The run's TOML config.
+    #[arg(long, conflicts_with = "run")]
+    config: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    run: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `--shard I --of N`: one task of a fanned-out step.
+#[derive(Args, Default)]
 struct Split {
     /// Process only this shard (0-based); with --of, as one task of a fanned-out step.
     #[arg(long, requires = "of")]
@@ -302,6 +343,11 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Command::Ingest(args) => corpus::ingest_cmd(args).map(Output::Line),
         Command::Filter(args) => corpus::filter_cmd(args).map(Output::Line),
         Command::Dedup(args) => corpus::dedup_cmd(args).map(Output::Line),
+        Command::Quality(QualityArgs {
+            action: Some(QualityAction::Train(args)),
+            ..
+        }) => quality::quality_train_cmd(args).map(Output::Line),
+        Command::Quality(args) => quality::quality_cmd(args).map(Output::Line),
         Command::Dag {
             config,
             binary,
@@ -350,6 +396,7 @@ fn step_config(
         (None, Some(run)) => {
             let mut cfg = config::for_run_dir(run, of);
             with_flags(&mut cfg)?;
+            config::settle_run_dir(&mut cfg);
             Ok(cfg)
         }
         (None, None) => anyhow::bail!(UsageError(format!("give --config FILE, or --run DIR{hint}"))),
@@ -378,7 +425,7 @@ fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde
     eprintln!("outputs: {}", display(&cfg.run_dir));
     let mut report = ctx.report;
     let mut keys = Vec::new();
-    for k in ["dedup_curve", "tokens", "train"] {
+    for k in ["dedup_curve", "quality_threshold", "tokens", "train"] {
         keys.push((k, report.extra.remove(k).unwrap_or_default()));
     }
     let mut line = report.line(&cfg.run_dir, &[("ledger", "balanced".into())]);

@@ -8,7 +8,6 @@ use loam_pipeline::tokens::{
 use crate::config::{self, Resolved};
 use crate::corpus::run_one;
 use crate::dag::Ctx;
-use crate::runner::{run_stage, split_threads};
 use crate::{step_config, threads, Common, TokenizeArgs, TokenizerAction, TrainArgs};
 
 pub fn tokenizer_cmd(action: TokenizerAction) -> Result<String> {
@@ -100,19 +99,9 @@ pub fn train_cmd(args: TrainArgs) -> Result<serde_json::Value> {
 /// The DAG's `tokenize` step (per shard); once every shard is committed, the summary.
 pub fn tokenize_step(ctx: &mut Ctx<'_>) -> Result<()> {
     let cfg = ctx.cfg;
-    let (parallel, per_shard) = split_threads(threads(ctx.common), ctx.shards.len());
+    let (parallel, per_shard) = ctx.threads();
     let stage = Tokenize::new(&cfg.run_dir, &cfg.tokenizer.upstream, cfg.tokenize.clone(), per_shard)?;
-    let dir = cfg.run_dir.join("tokenize");
-    let sum = run_stage(
-        &stage,
-        &dir,
-        &ctx.shards,
-        stage.fingerprint(),
-        ctx.common.force,
-        parallel,
-    )
-    .with_context(|| format!("tokenize into {}", dir.display()))?;
-    ctx.report.stage(sum);
+    ctx.run_stage(&stage, stage.fingerprint(), parallel)?;
     let summary = token_summary(cfg)?;
     ctx.report.set("tokens", summary.map(|s| s.total));
     Ok(())

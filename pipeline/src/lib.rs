@@ -7,8 +7,11 @@
 //! 3. [`ingest`] — WARC/WET/JSONL/Parquet in, canonical documents out.
 //! 4. [`filter`] — language id and the heuristic rules of `loam-quality`.
 //! 5. [`dedup`] — exact, MinHash-LSH and line-level dedup across all dumps.
-//! 6. [`tokens`] — the `tokenizer` (BBPE training) and `tokenize` (token shards) stages.
-//! 7. [`ledger`] — checks that every document entering a stage left it kept or dropped.
+//! 6. [`quality`] — the fastText quality classifier: training, scoring, the global keep
+//!    rule, and the stage that applies it.
+//! 7. [`tokens`] — the `tokenizer` (BBPE training) and `tokenize` (token shards) stages.
+//! 8. [`ledger`] — checks that every document entering a stage left it kept or dropped.
+//! 9. [`sort`] — the external sort global steps use to stay within a memory limit.
 //!
 //! The crate knows nothing of the CLI: the `loam` binary builds stages from its config.
 pub mod dedup;
@@ -17,7 +20,9 @@ pub mod fields;
 pub mod filter;
 pub mod ingest;
 pub mod ledger;
+pub mod quality;
 pub mod schema;
+pub mod sort;
 pub mod stage;
 pub mod tokens;
 

@@ -34,6 +34,8 @@ pub struct Signals {
     pub dup_cluster: Option<u64>,
     /// Dedup: lines removed because they recur across the corpus.
     pub dup_lines_removed: Option<u32>,
+    /// Quality: P(hq) of the run's quality model (none when no model covers the language).
+    pub quality_score: Option<f32>,
 }
 
 /// One document.
@@ -59,6 +61,7 @@ pub enum Columns {
     Ingest,
     Filter,
     Dedup,
+    Quality,
 }
 
 impl Columns {
@@ -84,9 +87,12 @@ impl Columns {
             f.push(Field::new("c4_lines_removed", DataType::UInt32, true));
             f.push(Field::new("edited", DataType::Boolean, true));
         }
-        if self == Self::Dedup {
+        if matches!(self, Self::Dedup | Self::Quality) {
             f.push(Field::new("dup_cluster", DataType::UInt64, true));
             f.push(Field::new("dup_lines_removed", DataType::UInt32, true));
+        }
+        if self == Self::Quality {
+            f.push(Field::new("quality_score", DataType::Float32, true));
         }
         f
     }
@@ -119,6 +125,7 @@ pub struct DocBatchBuilder {
     edited: BooleanBuilder,
     dup_cluster: UInt64Builder,
     dup_lines_removed: UInt32Builder,
+    quality_score: Float32Builder,
     /// Present only for the dropped side output.
     reason: Option<(StringBuilder, StringBuilder)>,
     rows: usize,
@@ -143,6 +150,7 @@ impl DocBatchBuilder {
             edited: BooleanBuilder::new(),
             dup_cluster: UInt64Builder::new(),
             dup_lines_removed: UInt32Builder::new(),
+            quality_score: Float32Builder::new(),
             reason: with_reason.then(|| (StringBuilder::new(), StringBuilder::new())),
             rows: 0,
             text_bytes: 0,
@@ -164,9 +172,12 @@ impl DocBatchBuilder {
             self.lines_removed.append_option(s.c4_lines_removed);
             self.edited.append_option(s.edited);
         }
-        if self.columns == Columns::Dedup {
+        if matches!(self.columns, Columns::Dedup | Columns::Quality) {
             self.dup_cluster.append_option(s.dup_cluster);
             self.dup_lines_removed.append_option(s.dup_lines_removed);
+        }
+        if self.columns == Columns::Quality {
+            self.quality_score.append_option(s.quality_score);
         }
         self.rows += 1;
         self.text_bytes += doc.text.len() + doc.id.len();
@@ -206,9 +217,12 @@ impl DocBatchBuilder {
             cols.push(Arc::new(self.lines_removed.finish()));
             cols.push(Arc::new(self.edited.finish()));
         }
-        if self.columns == Columns::Dedup {
+        if matches!(self.columns, Columns::Dedup | Columns::Quality) {
             cols.push(Arc::new(self.dup_cluster.finish()));
             cols.push(Arc::new(self.dup_lines_removed.finish()));
+        }
+        if self.columns == Columns::Quality {
+            cols.push(Arc::new(self.quality_score.finish()));
         }
         if let Some((r, d)) = self.reason.as_mut() {
             cols.push(Arc::new(r.finish()));
@@ -218,6 +232,33 @@ impl DocBatchBuilder {
         self.text_bytes = 0;
         RecordBatch::try_new(self.schema.clone(), cols)
     }
+}
+
+/// Calls `f` with each batch of the columns `cols` of a Parquet file (a projection: the
+/// other columns are not read). `fix` finishes the error for unreadable data.
+pub fn scan_columns(
+    path: &Path,
+    cols: &[&str],
+    fix: &str,
+    mut f: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let perr = |e| PipelineError::Parquet {
+        path: path.to_owned(),
+        source: e,
+    };
+    let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    let mask = parquet::arrow::ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
+    for batch in b.with_projection(mask).with_batch_size(8192).build().map_err(perr)? {
+        let batch = batch.map_err(|e| PipelineError::BadFile {
+            path: path.to_owned(),
+            offset: 0,
+            what: format!("Parquet data unreadable: {e}"),
+            fix: fix.to_owned(),
+        })?;
+        f(&batch)?;
+    }
+    Ok(())
 }
 
 /// Reads a stage's Parquet output back as documents, batch by batch (bounded memory).
@@ -275,6 +316,9 @@ impl DocumentReader {
         let dup_lines = b
             .column_by_name("dup_lines_removed")
             .and_then(|c| c.as_primitive_opt::<UInt32Type>());
+        let quality = b
+            .column_by_name("quality_score")
+            .and_then(|c| c.as_primitive_opt::<Float32Type>());
         let opt_s =
             |a: Option<&arrow_array::StringArray>, i: usize| a.filter(|a| a.is_valid(i)).map(|a| a.value(i).to_owned());
         Ok((0..b.num_rows())
@@ -293,6 +337,7 @@ impl DocumentReader {
                     edited: edited.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                     dup_cluster: cluster.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                     dup_lines_removed: dup_lines.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                    quality_score: quality.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                 },
             })
             .collect())

@@ -219,6 +219,9 @@ pub struct ShardStats {
     pub counters: BTreeMap<String, u64>,
     /// First warnings raised (bad records, skipped files), for the report.
     pub warnings: Vec<String>,
+    /// Stage-specific structured facts (e.g. quality's score histograms and threshold).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl ShardStats {
@@ -402,6 +405,11 @@ impl ShardWriter {
     /// Adds to a stage-specific counter.
     pub fn count(&mut self, counter: &str, n: u64) {
         bump(&mut self.stats.counters, counter, n);
+    }
+
+    /// Sets a stage-specific structured fact in the stats.
+    pub fn set_extra(&mut self, key: &str, value: serde_json::Value) {
+        self.stats.extra.insert(key.to_owned(), value);
     }
 
     /// Records a warning in the stats (the first [`MAX_WARNINGS`]) and on stderr.
@@ -617,6 +625,114 @@ pub fn run_shard(
     write_atomic(&paths.marker, fingerprint.as_bytes())?;
     failpoint("after_marker", shard);
     Ok(ShardOutcome::Done(stats))
+}
+
+/// Runs `f` on every shard with up to `parallel` workers taking shard indices in order;
+/// stops handing out shards after the first error, which it returns. Returns how many
+/// calls returned `true` (did work) and the seconds taken.
+pub fn for_each_shard_parallel(
+    shards: &[ShardId],
+    parallel: usize,
+    f: impl Fn(ShardId) -> Result<bool> + Sync,
+) -> Result<(usize, f64)> {
+    let started = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..parallel.clamp(1, shards.len().max(1)) {
+            s.spawn(|| loop {
+                if failed.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&shard) = shards.get(i) else { return };
+                let r = f(shard);
+                if r.is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                if let Ok(mut v) = results.lock() {
+                    v.push((i, r));
+                }
+            });
+        }
+    });
+    let mut results = results
+        .into_inner()
+        .map_err(|_| PipelineError::Config("a shard worker panicked".into()))?;
+    results.sort_by_key(|(i, _)| *i);
+    let mut done = 0;
+    for (_, r) in results {
+        done += usize::from(r?);
+    }
+    Ok((done, started.elapsed().as_secs_f64()))
+}
+
+/// The commit protocol of a per-shard index file (one file and a marker per shard, as
+/// dedup's signatures and quality's scores): [`begin`](Self::begin) says whether the
+/// shard must be (re)done, [`commit`](Self::commit) writes the file, then the marker.
+pub struct IndexShard {
+    pub dest: PathBuf,
+    marker: PathBuf,
+    fingerprint: String,
+    shard: ShardId,
+}
+
+impl IndexShard {
+    /// `None` when `dir` already holds this shard committed with `fingerprint` (and not
+    /// `force`); an error when committed with another one.
+    pub fn begin(dir: &Path, shard: ShardId, ext: &str, fingerprint: &str, force: bool) -> Result<Option<Self>> {
+        let done = dir.join(DONE_DIR);
+        fs::create_dir_all(&done).map_err(|e| PipelineError::io(&done, e))?;
+        let stem = shard.stem();
+        let marker = done.join(&stem);
+        if !force && marker.exists() {
+            let found = fs::read_to_string(&marker).map_err(|e| PipelineError::io(&marker, e))?;
+            if found.trim() == fingerprint {
+                return Ok(None);
+            }
+            return Err(PipelineError::ConfigChanged {
+                dir: dir.to_owned(),
+                shard: stem,
+                found: found.trim().to_owned(),
+                expected: fingerprint.to_owned(),
+            });
+        }
+        if marker.exists() {
+            fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
+        }
+        let dest = dir.join(format!("{stem}.{ext}"));
+        // Temporary files of a killed earlier attempt at this shard.
+        let stale = format!(".{stem}.{ext}.tmp.");
+        for e in fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stale) {
+                fs::remove_file(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
+            }
+        }
+        Ok(Some(Self {
+            dest,
+            marker,
+            fingerprint: fingerprint.to_owned(),
+            shard,
+        }))
+    }
+
+    /// Whether the shard is committed with `fingerprint`.
+    pub fn committed(dir: &Path, shard: ShardId, fingerprint: &str) -> bool {
+        fs::read_to_string(dir.join(DONE_DIR).join(shard.stem())).is_ok_and(|f| f.trim() == fingerprint)
+    }
+
+    /// Writes the shard's file atomically, then (after the `failpoint` named) its marker.
+    pub fn commit(self, bytes: &[u8], failpoint_name: &str) -> Result<()> {
+        write_atomic(&self.dest, bytes)?;
+        self.mark(failpoint_name)
+    }
+
+    /// Writes the marker of a shard whose file the caller committed at `dest` itself.
+    pub fn mark(self, failpoint_name: &str) -> Result<()> {
+        failpoint(failpoint_name, self.shard);
+        write_atomic(&self.marker, self.fingerprint.as_bytes())
+    }
 }
 
 /// Crash-test hook: when `LOAM_FAILPOINT` is `name` or `name@shard`, the process says so on

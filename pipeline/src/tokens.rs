@@ -34,7 +34,8 @@ use crate::stage::{
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenizerConfig {
-    /// Stage whose kept documents are the corpus (the sample is drawn from it).
+    /// Stage whose kept documents are the corpus (the sample is drawn from it); `auto`:
+    /// the last document stage before the tokenizer in the run's DAG.
     pub upstream: String,
     /// Use this `tokenizer.json` instead of training one (e.g. the released DeepSeek one).
     pub from_file: Option<PathBuf>,
@@ -49,7 +50,7 @@ pub struct TokenizerConfig {
 impl Default for TokenizerConfig {
     fn default() -> Self {
         Self {
-            upstream: "dedup".into(),
+            upstream: "auto".into(),
             from_file: None,
             sample_rate: 1.0,
             sample_bytes: 1 << 30,
@@ -495,7 +496,7 @@ impl Stage for Tokenize {
         "tokenize"
     }
     fn columns(&self) -> Columns {
-        Columns::Dedup
+        Columns::Quality
     }
     fn upstream(&self) -> Option<&str> {
         Some(&self.upstream)

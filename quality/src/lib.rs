@@ -7,10 +7,13 @@
 //! 3. [`lid`] — language id with fastText `lid.176.ftz`.
 //! 4. [`blocklist`] — URL/domain blocklist.
 //! 5. [`filter`] — all of the above composed in FineWeb's order, built from its config.
+//! 6. [`classifier`] — the fastText quality (reference-likeness) classifier: training,
+//!    the text normaliser, scoring, held-out metrics.
 //!
 //! The pipeline's `filter` stage wraps [`filter::DocumentFilter`]; this crate knows
 //! nothing of shards or Parquet.
 pub mod blocklist;
+pub mod classifier;
 pub mod filter;
 pub mod lid;
 pub mod rules;

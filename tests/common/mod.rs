@@ -176,6 +176,20 @@ pub fn demo_ingest(dir: &Path, extra: &[&str]) -> Output {
     run(&args)
 }
 
+/// `loam run configs/demo.toml --until STAGE --run-dir DIR EXTRA…`.
+pub fn demo_until(dir: &Path, until: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "configs/demo.toml",
+        "--until",
+        until,
+        "--run-dir",
+        dir.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// Runs `cmd` with `LOAM_FAILPOINT=point`, waits until the process says it reached it, and
 /// SIGKILLs it there (std's `kill` sends SIGKILL on Unix).
 pub fn kill_at_failpoint(mut cmd: Command, point: &str) {

@@ -22,8 +22,6 @@ use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::graph::{jaccard, EdgeFiles, ShingleStore, UnionFind};
@@ -33,9 +31,9 @@ pub use super::index::{
 };
 use super::index::{decisions_path, DECISIONS_MAGIC, LINES_MAGIC};
 use super::previous::{adopt_previous, index_settings, previous_tables};
-use super::sort::{le_u64, ExternalSorter};
 use super::{DedupConfig, IndexPaths, KeepRule};
 use crate::error::{PipelineError, Result};
+use crate::sort::{le_u64, ExternalSorter};
 use crate::stage::{fingerprint, write_atomic, ShardId, DONE_DIR, STATS_DIR};
 
 /// Per-document arrays held during clustering: ordinal map, dump, parent, id hash, size.
@@ -44,24 +42,13 @@ const BYTES_PER_DOC: u64 = 4 + 2 + 4 + 8 + 4 + 2;
 const RESERVE: u64 = 48 << 20;
 
 /// Calls `f` with each batch of `cols` from a signature table.
-fn scan(path: &Path, cols: &[&str], mut f: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
-    let perr = |e| PipelineError::Parquet {
-        path: path.to_owned(),
-        source: e,
-    };
-    let file = File::open(path).map_err(|e| PipelineError::io(path, e))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
-    let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
-    for batch in b.with_projection(mask).with_batch_size(8192).build().map_err(perr)? {
-        let batch = batch.map_err(|e| PipelineError::BadFile {
-            path: path.to_owned(),
-            offset: 0,
-            what: format!("signature table unreadable: {e}"),
-            fix: "rerun `loam dedup --phase signatures --force` for its shard".into(),
-        })?;
-        f(&batch)?;
-    }
-    Ok(())
+fn scan(path: &Path, cols: &[&str], f: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
+    crate::schema::scan_columns(
+        path,
+        cols,
+        "rerun `loam dedup --phase signatures --force` for its shard",
+        f,
+    )
 }
 
 fn col<'b>(b: &'b RecordBatch, path: &Path, name: &str) -> Result<&'b dyn Array> {

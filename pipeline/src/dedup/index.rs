@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::sort::le_u64;
 use crate::error::{PipelineError, Result};
+use crate::sort::le_u64;
 use crate::stage::{ShardId, DONE_DIR};
 
 /// What happened to a document.

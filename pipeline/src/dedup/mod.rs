@@ -17,13 +17,12 @@ mod graph;
 mod index;
 pub mod minhash;
 mod previous;
-pub mod sort;
+
 pub mod text;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow_array::builder::{BinaryBuilder, StringBuilder, UInt64Builder};
 use arrow_array::RecordBatch;
@@ -36,8 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{PipelineError, Result};
 use crate::schema::DocumentReader;
 use crate::stage::{
-    assign_by_size, committed_outputs, file_sizes, fingerprint, par_map, sync_dir, tmp_path, write_atomic, ShardId,
-    DONE_DIR,
+    assign_by_size, committed_outputs, file_sizes, fingerprint, par_map, sync_dir, tmp_path, IndexShard, ShardId,
 };
 use minhash::MinHasher;
 use text::Normalize;
@@ -308,33 +306,10 @@ impl Signatures {
     /// fingerprint is kept (returns `false`).
     pub fn run(&self, stage_dir: &Path, shard: ShardId, force: bool) -> Result<bool> {
         let dir = IndexPaths::new(stage_dir).signatures;
-        let done = dir.join(DONE_DIR);
-        fs::create_dir_all(&done).map_err(|e| PipelineError::io(&done, e))?;
-        let stem = shard.stem();
-        let marker = done.join(&stem);
-        if !force && marker.exists() {
-            let found = fs::read_to_string(&marker).map_err(|e| PipelineError::io(&marker, e))?;
-            if found.trim() == self.fingerprint {
-                return Ok(false);
-            }
-            return Err(PipelineError::ConfigChanged {
-                dir,
-                shard: stem,
-                found: found.trim().to_owned(),
-                expected: self.fingerprint.clone(),
-            });
-        }
-        if marker.exists() {
-            fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
-        }
-        // Temporary files of a killed earlier attempt at this shard.
-        let stale = format!(".{stem}.parquet.tmp.");
-        for e in fs::read_dir(&dir).map_err(|e| PipelineError::io(&dir, e))?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&stale) {
-                fs::remove_file(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
-            }
-        }
-        let dest = dir.join(format!("{stem}.parquet"));
+        let Some(commit) = IndexShard::begin(&dir, shard, "parquet", &self.fingerprint, force)? else {
+            return Ok(false);
+        };
+        let dest = commit.dest.clone();
         let tmp = tmp_path(&dest);
         let file = fs::File::create(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
         let perr = |e| PipelineError::Parquet {
@@ -407,8 +382,7 @@ impl Signatures {
         file.sync_all().map_err(|e| PipelineError::io(&tmp, e))?;
         fs::rename(&tmp, &dest).map_err(|e| PipelineError::io(&dest, e))?;
         sync_dir(&dest)?;
-        crate::stage::failpoint("after_signatures", shard);
-        write_atomic(&marker, self.fingerprint.as_bytes())?;
+        commit.mark("after_signatures")?;
         Ok(true)
     }
 }
@@ -421,31 +395,5 @@ pub fn run_signatures(
     force: bool,
     parallel: usize,
 ) -> Result<(usize, f64)> {
-    let started = Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..parallel.clamp(1, shards.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(&shard) = shards.get(i) else { return };
-                let r = sig.run(stage_dir, shard, force);
-                let stop = r.is_err();
-                if let Ok(mut v) = results.lock() {
-                    v.push(r);
-                }
-                if stop {
-                    return;
-                }
-            });
-        }
-    });
-    let results = results
-        .into_inner()
-        .map_err(|_| PipelineError::Config("a dedup signature worker panicked".into()))?;
-    let mut computed = 0;
-    for r in results {
-        computed += usize::from(r?);
-    }
-    Ok((computed, started.elapsed().as_secs_f64()))
+    crate::stage::for_each_shard_parallel(shards, parallel, |shard| sig.run(stage_dir, shard, force))
 }

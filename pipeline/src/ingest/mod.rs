@@ -28,6 +28,7 @@ use crate::schema::Document;
 use crate::stage::{par_map, ShardId, ShardWriter, Stage};
 
 pub use extract::main_text;
+pub use http::{decode_html, Decoded};
 pub use open::Format;
 
 /// What to do with an input file that cannot be used at all.

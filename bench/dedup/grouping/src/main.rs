@@ -1,7 +1,7 @@
 //! The cluster step's band-bucket grouping three ways, on the same (band key, document)
 //! records extracted from a real loam run, under the same memory limit:
 //!
-//! - `loam`: loam's external sort (pipeline/src/dedup/sort.rs, included as source);
+//! - `loam`: loam's external sort (pipeline/src/sort.rs, included as source);
 //! - `df-sort`: DataFusion 55.2, `ORDER BY key, doc` with a memory pool and spilling;
 //! - `df-groupby`: DataFusion 55.2, `GROUP BY key HAVING count > 1` with `array_agg(doc)`.
 //!
@@ -49,7 +49,7 @@ mod error {
     pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 }
 
-#[path = "../../../../pipeline/src/dedup/sort.rs"]
+#[path = "../../../../pipeline/src/sort.rs"]
 #[allow(dead_code)]
 mod sort;
 

@@ -1,7 +1,7 @@
-//! A fixed-size-record external sort: records buffer in memory up to a byte budget, each
-//! full buffer is sorted and spilled as a run file, and the runs are merged with a heap.
-//! Records are totally ordered (they carry the document ordinal), so the output order is
-//! the same whatever the budget — only the number of spilled runs changes.
+//! An external sort: records buffer in memory up to a byte budget, each full buffer is
+//! sorted and spilled as a run file, and the runs are merged with a heap. Records are
+//! totally ordered (they carry a document ordinal or their whole content), so the output
+//! order is the same whatever the budget — only the number of spilled runs changes.
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -110,6 +110,36 @@ impl Record for (u16, String, u32, u32) {
     }
     fn mem_size(&self) -> usize {
         std::mem::size_of::<Self>() + self.1.capacity()
+    }
+}
+
+/// `(shuffle key, line)`: training examples in a seeded random order.
+impl Record for (u64, String) {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.to_le_bytes());
+        out.extend_from_slice(&(self.1.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.1.as_bytes());
+    }
+    fn decode(r: &mut impl Read) -> std::io::Result<Option<Self>> {
+        let Some(h) = read_fixed::<12>(r)? else { return Ok(None) };
+        let len = le_u32(&h[8..12]) as usize;
+        let mut s = vec![0u8; len];
+        r.read_exact(&mut s)?;
+        let s = String::from_utf8(s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        Ok(Some((le_u64(&h[..8]), s)))
+    }
+    fn mem_size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.1.capacity()
+    }
+}
+
+/// A rank key: records sort ascending as the packed value.
+impl Record for u128 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn decode(r: &mut impl Read) -> std::io::Result<Option<Self>> {
+        Ok(read_fixed::<16>(r)?.map(u128::from_le_bytes))
     }
 }
 
