@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use loam_pipeline::dedup::DedupConfig;
 use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
-use loam_pipeline::quality::{QualityConfig, SourceFile};
+use loam_pipeline::quality::{QualityConfig, SourceConfig, SourceFile};
+use loam_pipeline::remix::RemixConfig;
 use loam_pipeline::tokens::{TokenizeConfig, TokenizerConfig};
 use loam_pipeline::FilterConfig;
 use loam_train::TrainConfig;
@@ -31,6 +32,9 @@ struct RawConfig {
     dedup: DedupConfig,
     #[serde(default)]
     quality: QualityConfig,
+    /// Present: the remix steps run (unless `enabled = false`).
+    #[serde(default)]
+    remix: Option<RemixConfig>,
     #[serde(default)]
     tokenizer: TokenizerConfig,
     #[serde(default)]
@@ -80,12 +84,26 @@ pub struct Resolved {
     pub filter: FilterConfig,
     pub dedup: DedupConfig,
     pub quality: QualityConfig,
+    pub remix: RemixConfig,
     pub tokenizer: TokenizerConfig,
     pub tokenize: TokenizeConfig,
     pub train: TrainConfig,
 }
 
+/// `[remix]` when the config has none: off.
+fn remix_off() -> RemixConfig {
+    RemixConfig {
+        enabled: false,
+        ..RemixConfig::default()
+    }
+}
+
 impl Resolved {
+    /// Whether the remix steps run: a `[remix]` section, not disabled.
+    pub fn remix_enabled(&self) -> bool {
+        self.remix.enabled
+    }
+
     /// Whether the quality steps run: enabled, with at least one model configured.
     pub fn quality_enabled(&self) -> bool {
         self.quality.enabled && !self.quality.models.is_empty()
@@ -135,6 +153,7 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
         filter: FilterConfig::default(),
         dedup: DedupConfig::default(),
         quality: QualityConfig::default(),
+        remix: None,
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
         train: TrainConfig::default(),
@@ -154,6 +173,7 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         filter: FilterConfig::default(),
         dedup: DedupConfig::default(),
         quality: QualityConfig::default(),
+        remix: remix_off(),
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
         train: TrainConfig::default(),
@@ -161,12 +181,15 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
 }
 
 /// Settles what a `--run DIR` step's flags left open: `tokenizer.upstream = "auto"` is
-/// the run's quality stage when it has committed shards, else dedup.
+/// the run's remix stage when it has committed shards, else quality's, else dedup.
 pub fn settle_run_dir(cfg: &mut Resolved) {
     if cfg.tokenizer.upstream == "auto" {
-        let quality_done =
-            std::fs::read_dir(cfg.run_dir.join("quality").join("_done")).is_ok_and(|mut d| d.next().is_some());
-        cfg.tokenizer.upstream = if quality_done { "quality" } else { "dedup" }.into();
+        let done = |s: &str| std::fs::read_dir(cfg.run_dir.join(s).join("_done")).is_ok_and(|mut d| d.next().is_some());
+        cfg.tokenizer.upstream = ["remix", "quality"]
+            .into_iter()
+            .find(|s| done(s))
+            .unwrap_or("dedup")
+            .into();
     }
 }
 
@@ -235,35 +258,39 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
     let mut quality = raw.quality;
     for (i, m) in quality.models.iter_mut().enumerate() {
         m.from_file = m.from_file.as_ref().map(|p| normalize(&base.join(p)));
-        for s in m.positives.iter_mut().chain(m.negatives.iter_mut()) {
-            s.files.clear();
-            for pattern in &s.inputs {
-                for path in expand(&base.join(pattern))
-                    .with_context(|| format!("quality.models[{i}] source {} input {pattern:?}", s.name))
-                    .map_err(|e| usage(format!("{e:#}")))?
-                {
-                    let name = normalize(path.strip_prefix(base).unwrap_or(&path))
-                        .display()
-                        .to_string();
-                    s.files.push(SourceFile {
-                        path: normalize(&path),
-                        name,
-                    });
-                }
-            }
-        }
+        let at = format!("quality.models[{i}]");
+        expand_sources(m.positives.iter_mut().chain(m.negatives.iter_mut()), base, &at)?;
     }
     if quality.enabled && !quality.models.is_empty() {
         quality.validate().map_err(|e| usage(e.to_string()))?;
     }
+    let quality_on = quality.enabled && !quality.models.is_empty();
+    let mut remix = raw.remix.unwrap_or_else(remix_off);
+    if remix.upstream == "auto" {
+        remix.upstream = if quality_on { "quality" } else { "dedup" }.into();
+    }
+    remix.tables = remix.tables.iter().map(|p| normalize(&base.join(p))).collect();
+    remix.blocklist = remix.blocklist.map(|p| normalize(&base.join(p)));
+    if let Some(c) = remix.classifier.as_mut() {
+        for l in c.labels.iter_mut() {
+            let at = format!("remix.classifier label {}", l.label);
+            expand_sources(l.sources.iter_mut(), base, &at)?;
+        }
+    }
+    if remix.enabled {
+        remix.validate().map_err(|e| usage(e.to_string()))?;
+    }
     let mut tokenizer = raw.tokenizer;
     // `auto`: the last document stage before the tokenizer in this run's DAG.
     if tokenizer.upstream == "auto" {
-        tokenizer.upstream = if quality.enabled && !quality.models.is_empty() {
-            "quality".into()
+        tokenizer.upstream = if remix.enabled {
+            "remix"
+        } else if quality_on {
+            "quality"
         } else {
-            "dedup".into()
-        };
+            "dedup"
+        }
+        .into();
     }
     tokenizer.validate().map_err(|e| usage(e.to_string()))?;
     tokenizer.from_file = tokenizer.from_file.map(|p| normalize(&base.join(p)));
@@ -275,6 +302,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
         filter,
         dedup,
         quality,
+        remix,
         tokenizer,
         tokenize: raw.tokenize,
         train: raw.train,
@@ -284,6 +312,28 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
         inputs,
         ingest: raw.ingest,
     })
+}
+
+/// Lists the files of each labelled source (inputs relative to the config's folder).
+fn expand_sources<'a>(sources: impl Iterator<Item = &'a mut SourceConfig>, base: &Path, at: &str) -> Result<()> {
+    for s in sources {
+        s.files.clear();
+        for pattern in &s.inputs {
+            for path in expand(&base.join(pattern))
+                .with_context(|| format!("{at} source {} input {pattern:?}", s.name))
+                .map_err(|e| usage(format!("{e:#}")))?
+            {
+                let name = normalize(path.strip_prefix(base).unwrap_or(&path))
+                    .display()
+                    .to_string();
+                s.files.push(SourceFile {
+                    path: normalize(&path),
+                    name,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes `.` and `dir/..` lexically, so messages show `runs/demo`, not

@@ -11,7 +11,7 @@ use loam_pipeline::stage::ShardId;
 
 use crate::config::{Resolved, UsageError};
 use crate::runner::StageSummary;
-use crate::{corpus, quality, tokens, training, Common};
+use crate::{corpus, quality, remix, tokens, training, Common};
 
 /// One step of the DAG.
 pub struct Step {
@@ -40,6 +40,14 @@ fn always(_: &Resolved) -> bool {
 
 fn quality_on(cfg: &Resolved) -> bool {
     cfg.quality_enabled()
+}
+
+fn remix_on(cfg: &Resolved) -> bool {
+    cfg.remix_enabled()
+}
+
+fn remix_classifier_on(cfg: &Resolved) -> bool {
+    cfg.remix_enabled() && cfg.remix.uses_classifier()
 }
 
 /// What a step runs with: the run's config, the shards of this invocation, and the report
@@ -234,13 +242,59 @@ pub const STEPS: &[Step] = &[
         enabled: quality_on,
         run: quality::quality_apply_step,
     },
+    // Remix: domains per shard, one global plan (rates, exact cuts, the achieved mixture),
+    // then the copies per shard.
+    Step {
+        name: "remix_train",
+        stage: "remix",
+        command: "remix --phase train",
+        fan_out: false,
+        needs_split: false,
+        after: &[],
+        ledger: false,
+        enabled: remix_classifier_on,
+        run: remix::remix_train_step,
+    },
+    Step {
+        name: "remix_assign",
+        stage: "remix",
+        command: "remix --phase assign",
+        fan_out: true,
+        needs_split: false,
+        after: &["quality", "remix_train"],
+        ledger: false,
+        enabled: remix_on,
+        run: remix::remix_assign_step,
+    },
+    Step {
+        name: "remix_plan",
+        stage: "remix",
+        command: "remix --phase plan",
+        fan_out: false,
+        needs_split: true,
+        after: &["remix_assign"],
+        ledger: false,
+        enabled: remix_on,
+        run: remix::remix_plan_step,
+    },
+    Step {
+        name: "remix",
+        stage: "remix",
+        command: "remix --phase apply",
+        fan_out: true,
+        needs_split: false,
+        after: &["remix_plan"],
+        ledger: true,
+        enabled: remix_on,
+        run: remix::remix_apply_step,
+    },
     Step {
         name: "tokenizer",
         stage: "tokenizer",
         command: "tokenizer train",
         fan_out: false,
         needs_split: false,
-        after: &["quality"],
+        after: &["remix"],
         ledger: false,
         enabled: always,
         run: tokens::tokenizer_step,

@@ -8,6 +8,7 @@ mod config;
 mod corpus;
 mod dag;
 mod quality;
+mod remix;
 mod runner;
 mod tokens;
 mod training;
@@ -46,7 +47,7 @@ enum Command {
         #[arg(long)]
         run_dir: Option<PathBuf>,
         /// Stop after this stage (default: every stage, training last): ingest, filter,
-        /// dedup, quality, tokenizer, tokenize or train.
+        /// dedup, quality, remix, tokenizer, tokenize or train.
         #[arg(long)]
         until: Option<String>,
     },
@@ -60,6 +61,9 @@ enum Command {
     /// score → global threshold → keep rule (`--phase`).
     #[command(args_conflicts_with_subcommands = true)]
     Quality(QualityArgs),
+    /// Mixture domains, a target mixture, and deterministic up/down-sampling with an epoch
+    /// cap (assign → plan → apply, `--phase`).
+    Remix(RemixArgs),
     /// Train the run's byte-level BPE (or any text files'); encode/decode by hand.
     Tokenizer {
         #[command(subcommand)]
@@ -246,6 +250,21 @@ struct QualityArgs {
     common: Common,
 }
 
+#[derive(Args)]
+struct RemixArgs {
+    /// The run's TOML config (the target mixture lives there).
+    #[arg(long)]
+    config: PathBuf,
+    /// Which step: `train` (the topic classifier) and `plan` are one task each, `assign`
+    /// and `apply` fan out over shards; `all` runs them in turn on this machine.
+    #[arg(long, default_value = "all", value_parser = ["all", "train", "assign", "plan", "apply"])]
+    phase: String,
+    #[command(flatten)]
+    split: Split,
+    #[command(flatten)]
+    common: Common,
+}
+
 #[derive(Subcommand)]
 enum QualityAction {
     /// Train (or adopt) the run's quality models and write their model cards (one task).
@@ -348,6 +367,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
             ..
         }) => quality::quality_train_cmd(args).map(Output::Line),
         Command::Quality(args) => quality::quality_cmd(args).map(Output::Line),
+        Command::Remix(args) => remix::remix_cmd(args).map(Output::Line),
         Command::Dag {
             config,
             binary,
@@ -425,7 +445,7 @@ fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde
     eprintln!("outputs: {}", display(&cfg.run_dir));
     let mut report = ctx.report;
     let mut keys = Vec::new();
-    for k in ["dedup_curve", "quality_threshold", "tokens", "train"] {
+    for k in ["dedup_curve", "quality_threshold", "remix", "tokens", "train"] {
         keys.push((k, report.extra.remove(k).unwrap_or_default()));
     }
     let mut line = report.line(&cfg.run_dir, &[("ledger", "balanced".into())]);

@@ -197,10 +197,22 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
     let tasks: serde_json::Value = serde_json::from_slice(&c.stdout)?;
     let tasks = tasks.as_object().ok_or("tasks")?;
-    // ingest, filter, dedup signatures, dedup apply, quality scores, quality apply,
-    // tokenize: 4 shards each; one dedup cluster, quality train, quality threshold,
-    // tokenizer and train task; the ledger.
-    assert_eq!(tasks.len(), 7 * 4 + 5 + 1);
+    // ingest, filter, dedup signatures, dedup apply, quality scores, quality apply, remix
+    // assign, remix apply, tokenize: 4 shards each; one dedup cluster, quality train,
+    // quality threshold, remix plan, tokenizer and train task; the ledger.
+    assert_eq!(tasks.len(), 9 * 4 + 6 + 1);
+    // Remix assigns what quality kept, plans globally, then applies per shard.
+    assert_eq!(
+        tasks["remix_assign_00001_of_00004"][1].as_array().map(Vec::len),
+        Some(4)
+    );
+    assert!(tasks["remix_assign_00001_of_00004"][1][0]
+        .as_str()
+        .is_some_and(|t| t.starts_with("quality_0")));
+    assert!(tasks["remix_plan"][0]
+        .as_str()
+        .is_some_and(|c| c.contains("remix --phase plan --config") && c.ends_with("--of 4")));
+    assert_eq!(tasks["remix_00002_of_00004"][1], serde_json::json!(["remix_plan"]));
     // Quality trains on the filter's pool, scores what dedup kept, thresholds globally.
     assert_eq!(tasks["quality_train"][1].as_array().map(Vec::len), Some(4));
     assert!(tasks["quality_train"][1][0]
@@ -219,7 +231,7 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     );
     assert!(tasks["tokenizer"][1][0]
         .as_str()
-        .is_some_and(|t| t.starts_with("quality_0")));
+        .is_some_and(|t| t.starts_with("remix_0")));
     assert_eq!(tasks["train"][1].as_array().map(Vec::len), Some(4));
     assert!(tasks["train"][0]
         .as_str()

@@ -1,7 +1,9 @@
 //! The run ledger: for every stage in a run directory, documents in = kept + Σ dropped
 //! per shard and in total, every shard of the split committed, and each stage's input
-//! equal to the kept output of the stage it read (recorded in its stats; else the stage
-//! before it in the DAG order the caller gives).
+//! equal to the rows written by the stage it read (recorded in its stats; else the stage
+//! before it in the DAG order the caller gives). A stage that repeats documents (remix)
+//! counts each distinct document once as kept and its copies as `rows_out`: in = kept +
+//! dropped, out = Σ copies.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,6 +20,10 @@ pub struct StageLedger {
     pub shards_committed: usize,
     pub docs_in: u64,
     pub kept: u64,
+    /// Rows written when the stage repeats documents (remix: Σ copies); the next stage
+    /// reads this many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_out: Option<u64>,
     pub dropped: BTreeMap<String, u64>,
     /// The stage whose kept documents this one read, as its shards recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +62,9 @@ impl Ledger {
                 "{:<10} {:>3}/{:<3} {:>12} {:>12} {:>12}  {status}",
                 s.stage, s.shards_committed, s.of, s.docs_in, s.kept, dropped
             );
+            if let Some(r) = s.rows_out {
+                let _ = writeln!(t, "{:<10}   {:<36} {:>12}", "", "rows out (copies)", r);
+            }
             for (reason, n) in &s.dropped {
                 let _ = writeln!(t, "{:<10}   {:<36} {:>12}", "", reason, n);
             }
@@ -120,6 +129,9 @@ fn stage_ledger(stage: &str, dir: &Path) -> Result<StageLedger> {
         }
         l.docs_in += s.docs_in;
         l.kept += s.kept;
+        if let Some(r) = s.rows_out {
+            *l.rows_out.get_or_insert(0) += r;
+        }
         for (r, n) in &s.dropped {
             *l.dropped.entry(r.clone()).or_default() += n;
         }
@@ -162,9 +174,12 @@ pub fn read_ledger(run_dir: &Path, stages: &[&str]) -> Result<Ledger> {
             None => ledger.stages.get(i - 1),
         };
         match up {
-            Some(up) if up.kept != s.docs_in => ledger.problems.push(format!(
-                "{} read {} documents but {} kept {}",
-                s.stage, s.docs_in, up.stage, up.kept
+            Some(up) if up.rows_out.unwrap_or(up.kept) != s.docs_in => ledger.problems.push(format!(
+                "{} read {} documents but {} wrote {}",
+                s.stage,
+                s.docs_in,
+                up.stage,
+                up.rows_out.unwrap_or(up.kept)
             )),
             Some(_) => {}
             None => ledger.problems.push(format!(

@@ -9,9 +9,10 @@
 //! 5. [`dedup`] — exact, MinHash-LSH and line-level dedup across all dumps.
 //! 6. [`quality`] — the fastText quality classifier: training, scoring, the global keep
 //!    rule, and the stage that applies it.
-//! 7. [`tokens`] — the `tokenizer` (BBPE training) and `tokenize` (token shards) stages.
-//! 8. [`ledger`] — checks that every document entering a stage left it kept or dropped.
-//! 9. [`sort`] — the external sort global steps use to stay within a memory limit.
+//! 7. [`remix`] — mixture domains, a target mixture, deterministic up/down-sampling.
+//! 8. [`tokens`] — the `tokenizer` (BBPE training) and `tokenize` (token shards) stages.
+//! 9. [`ledger`] — checks that every document entering a stage left it kept or dropped.
+//! 10. [`sort`] — the external sort global steps use to stay within a memory limit.
 //!
 //! The crate knows nothing of the CLI: the `loam` binary builds stages from its config.
 pub mod dedup;
@@ -21,6 +22,7 @@ pub mod filter;
 pub mod ingest;
 pub mod ledger;
 pub mod quality;
+pub mod remix;
 pub mod schema;
 pub mod sort;
 pub mod stage;

@@ -36,6 +36,14 @@ pub struct Signals {
     pub dup_lines_removed: Option<u32>,
     /// Quality: P(hq) of the run's quality model (none when no model covers the language).
     pub quality_score: Option<f32>,
+    /// Remix: the document's mixture domain (e.g. `government`, `literature`, `other`),
+    /// what assigned it (`table`, `blocklist`, `classifier`, `default`) and the
+    /// classifier's probability when it did.
+    pub mix_domain: Option<String>,
+    pub mix_domain_source: Option<String>,
+    pub mix_domain_score: Option<f32>,
+    /// Remix: which copy of the document this row is (0-based).
+    pub repeat: Option<u32>,
 }
 
 /// One document.
@@ -56,12 +64,13 @@ pub struct Document {
 }
 
 /// Which columns a stage writes: each stage's set extends the one before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Columns {
     Ingest,
     Filter,
     Dedup,
     Quality,
+    Remix,
 }
 
 impl Columns {
@@ -87,12 +96,18 @@ impl Columns {
             f.push(Field::new("c4_lines_removed", DataType::UInt32, true));
             f.push(Field::new("edited", DataType::Boolean, true));
         }
-        if matches!(self, Self::Dedup | Self::Quality) {
+        if self >= Self::Dedup {
             f.push(Field::new("dup_cluster", DataType::UInt64, true));
             f.push(Field::new("dup_lines_removed", DataType::UInt32, true));
         }
-        if self == Self::Quality {
+        if self >= Self::Quality {
             f.push(Field::new("quality_score", DataType::Float32, true));
+        }
+        if self >= Self::Remix {
+            f.push(Field::new("mix_domain", DataType::Utf8, true));
+            f.push(Field::new("mix_domain_source", DataType::Utf8, true));
+            f.push(Field::new("mix_domain_score", DataType::Float32, true));
+            f.push(Field::new("repeat", DataType::UInt32, true));
         }
         f
     }
@@ -126,6 +141,10 @@ pub struct DocBatchBuilder {
     dup_cluster: UInt64Builder,
     dup_lines_removed: UInt32Builder,
     quality_score: Float32Builder,
+    mix_domain: StringBuilder,
+    mix_domain_source: StringBuilder,
+    mix_domain_score: Float32Builder,
+    repeat: UInt32Builder,
     /// Present only for the dropped side output.
     reason: Option<(StringBuilder, StringBuilder)>,
     rows: usize,
@@ -151,6 +170,10 @@ impl DocBatchBuilder {
             dup_cluster: UInt64Builder::new(),
             dup_lines_removed: UInt32Builder::new(),
             quality_score: Float32Builder::new(),
+            mix_domain: StringBuilder::new(),
+            mix_domain_source: StringBuilder::new(),
+            mix_domain_score: Float32Builder::new(),
+            repeat: UInt32Builder::new(),
             reason: with_reason.then(|| (StringBuilder::new(), StringBuilder::new())),
             rows: 0,
             text_bytes: 0,
@@ -172,12 +195,18 @@ impl DocBatchBuilder {
             self.lines_removed.append_option(s.c4_lines_removed);
             self.edited.append_option(s.edited);
         }
-        if matches!(self.columns, Columns::Dedup | Columns::Quality) {
+        if self.columns >= Columns::Dedup {
             self.dup_cluster.append_option(s.dup_cluster);
             self.dup_lines_removed.append_option(s.dup_lines_removed);
         }
-        if self.columns == Columns::Quality {
+        if self.columns >= Columns::Quality {
             self.quality_score.append_option(s.quality_score);
+        }
+        if self.columns >= Columns::Remix {
+            self.mix_domain.append_option(s.mix_domain.as_deref());
+            self.mix_domain_source.append_option(s.mix_domain_source.as_deref());
+            self.mix_domain_score.append_option(s.mix_domain_score);
+            self.repeat.append_option(s.repeat);
         }
         self.rows += 1;
         self.text_bytes += doc.text.len() + doc.id.len();
@@ -217,12 +246,18 @@ impl DocBatchBuilder {
             cols.push(Arc::new(self.lines_removed.finish()));
             cols.push(Arc::new(self.edited.finish()));
         }
-        if matches!(self.columns, Columns::Dedup | Columns::Quality) {
+        if self.columns >= Columns::Dedup {
             cols.push(Arc::new(self.dup_cluster.finish()));
             cols.push(Arc::new(self.dup_lines_removed.finish()));
         }
-        if self.columns == Columns::Quality {
+        if self.columns >= Columns::Quality {
             cols.push(Arc::new(self.quality_score.finish()));
+        }
+        if self.columns >= Columns::Remix {
+            cols.push(Arc::new(self.mix_domain.finish()));
+            cols.push(Arc::new(self.mix_domain_source.finish()));
+            cols.push(Arc::new(self.mix_domain_score.finish()));
+            cols.push(Arc::new(self.repeat.finish()));
         }
         if let Some((r, d)) = self.reason.as_mut() {
             cols.push(Arc::new(r.finish()));
@@ -259,6 +294,25 @@ pub fn scan_columns(
         f(&batch)?;
     }
     Ok(())
+}
+
+/// The `id` and `text` columns of a batch of a document file, or an error naming the file
+/// and the `setting` that pointed at it.
+pub fn id_and_text<'a>(
+    b: &'a RecordBatch,
+    path: &Path,
+    setting: &str,
+) -> Result<(&'a arrow_array::StringArray, &'a arrow_array::StringArray)> {
+    let col = |name: &str| b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
+    match (col("id"), col("text")) {
+        (Some(ids), Some(texts)) => Ok((ids, texts)),
+        _ => Err(PipelineError::BadFile {
+            path: path.to_owned(),
+            offset: 0,
+            what: "not a loam document file: no id or text column".into(),
+            fix: format!("point {setting} at a document stage of the run"),
+        }),
+    }
 }
 
 /// Reads a stage's Parquet output back as documents, batch by batch (bounded memory).
@@ -319,6 +373,14 @@ impl DocumentReader {
         let quality = b
             .column_by_name("quality_score")
             .and_then(|c| c.as_primitive_opt::<Float32Type>());
+        let mix = s("mix_domain");
+        let mix_source = s("mix_domain_source");
+        let mix_score = b
+            .column_by_name("mix_domain_score")
+            .and_then(|c| c.as_primitive_opt::<Float32Type>());
+        let repeat = b
+            .column_by_name("repeat")
+            .and_then(|c| c.as_primitive_opt::<UInt32Type>());
         let opt_s =
             |a: Option<&arrow_array::StringArray>, i: usize| a.filter(|a| a.is_valid(i)).map(|a| a.value(i).to_owned());
         Ok((0..b.num_rows())
@@ -338,6 +400,10 @@ impl DocumentReader {
                     dup_cluster: cluster.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                     dup_lines_removed: dup_lines.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                     quality_score: quality.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                    mix_domain: opt_s(mix, i),
+                    mix_domain_source: opt_s(mix_source, i),
+                    mix_domain_score: mix_score.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
+                    repeat: repeat.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                 },
             })
             .collect())

@@ -143,6 +143,21 @@ impl Record for u128 {
     }
 }
 
+/// `(rank key, size)`: remix's exact-mode ranking of documents within their key.
+impl Record for (u128, u64) {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.to_le_bytes());
+        out.extend_from_slice(&self.1.to_le_bytes());
+    }
+    fn decode(r: &mut impl Read) -> std::io::Result<Option<Self>> {
+        Ok(read_fixed::<24>(r)?.map(|b| {
+            let mut x = [0u8; 16];
+            x.copy_from_slice(&b[..16]);
+            (u128::from_le_bytes(x), le_u64(&b[16..]))
+        }))
+    }
+}
+
 /// Fewest records per spilled run, so a tiny budget cannot make millions of runs.
 const MIN_RUN: usize = 256;
 

@@ -209,7 +209,12 @@ pub struct ShardStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     pub docs_in: u64,
+    /// Distinct documents kept.
     pub kept: u64,
+    /// Rows written, when a stage writes a document more than once (remix's copies);
+    /// the next stage reads this many. Absent: `kept`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_out: Option<u64>,
     /// Dropped documents (or records) per named reason.
     pub dropped: BTreeMap<String, u64>,
     pub bytes_in: u64,
@@ -231,6 +236,11 @@ impl ShardStats {
     /// `docs_in == kept + Σ dropped`.
     pub fn balanced(&self) -> bool {
         self.docs_in == self.kept + self.dropped_total()
+    }
+
+    /// Rows the next stage reads.
+    pub fn rows(&self) -> u64 {
+        self.rows_out.unwrap_or(self.kept)
     }
 }
 
@@ -369,9 +379,28 @@ impl ShardWriter {
         Ok(())
     }
 
-    /// Counts a kept document without writing it (stages whose output is not documents).
+    /// Counts a kept document without writing it (stages whose output is not documents,
+    /// or that write its rows with [`write_copy`](Self::write_copy)).
     pub fn keep_counted(&mut self) {
         self.stats.kept += 1;
+    }
+
+    /// Writes one row of a document counted kept with [`keep_counted`](Self::keep_counted):
+    /// a stage that repeats documents counts each once kept and every row in `rows_out`.
+    pub fn write_copy(&mut self, doc: &Document) -> Result<()> {
+        *self.stats.rows_out.get_or_insert(0) += 1;
+        if let Some(kept) = &mut self.kept {
+            kept.buf.push(doc);
+            if kept.maybe_flush()? {
+                failpoint("mid_output", self.shard);
+            }
+        }
+        Ok(())
+    }
+
+    /// Declares that this shard's rows are copies (so `rows_out` is stated even when 0).
+    pub fn rows_are_copies(&mut self) {
+        self.stats.rows_out.get_or_insert(0);
     }
 
     /// Adds output bytes a stage committed itself (e.g. token shards).
@@ -501,7 +530,15 @@ pub fn read_stats(path: &Path) -> Result<ShardStats> {
 
 /// Deletes temporary files a killed run of this shard left behind.
 fn remove_stale_temps(stage_dir: &Path, shard: ShardId) -> Result<()> {
-    let prefix = format!(".{}.", shard.stem());
+    // Only the runner's own files (Parquet, stats, marker): a stage's other outputs may
+    // share the stem with another shard's (tokenize names token files after its inputs),
+    // and a running shard's temporary file must not be deleted by its neighbour.
+    let stem = shard.stem();
+    let prefixes = [
+        format!(".{stem}.parquet.tmp."),
+        format!(".{stem}.json.tmp."),
+        format!(".{stem}.tmp."),
+    ];
     for dir in [
         stage_dir.to_owned(),
         stage_dir.join(DROPPED_DIR),
@@ -511,7 +548,7 @@ fn remove_stale_temps(stage_dir: &Path, shard: ShardId) -> Result<()> {
         let Ok(entries) = fs::read_dir(&dir) else { continue };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name.contains(".tmp.") {
+            if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
                 fs::remove_file(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
             }
         }

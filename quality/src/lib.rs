@@ -21,6 +21,7 @@ pub mod words;
 
 use std::path::PathBuf;
 
+pub use blocklist::Blocklist;
 pub use filter::{DocumentFilter, FilterConfig, FilterOutcome};
 
 /// Errors building the filter; each names the file or setting and the fix.

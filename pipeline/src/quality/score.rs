@@ -172,14 +172,7 @@ impl Scorer {
             // Only the columns scoring needs, borrowed from the batch (no per-document copies).
             scan_columns(input, &["id", "text", "language"], fix, |b| {
                 let col = |name: &str| b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
-                let (Some(ids), Some(texts)) = (col("id"), col("text")) else {
-                    return Err(PipelineError::BadFile {
-                        path: input.to_owned(),
-                        offset: 0,
-                        what: "not a loam document file: no id or text column".into(),
-                        fix: "point quality.upstream at a document stage of the run".into(),
-                    });
-                };
+                let (ids, texts) = crate::schema::id_and_text(b, input, "quality.upstream")?;
                 let langs = col("language");
                 let idx: Vec<usize> = (0..b.num_rows()).collect();
                 let scored = par_map(&idx, self.threads, |&i| {

@@ -269,6 +269,68 @@ impl QualityModel {
     }
 }
 
+/// A loaded multi-label fastText classifier (remix's topic model): the most likely label
+/// of a line and its probability, through fastText's C++ `predict`.
+pub struct TopicModel {
+    model: fasttext::FastText,
+    labels: Vec<String>,
+}
+
+impl TopicModel {
+    /// Loads `path` and checks it is a supervised fastText model with at least two labels.
+    pub fn load(path: &Path) -> Result<Self, ClassifierError> {
+        let bad = |why: String| ClassifierError::Model {
+            path: path.to_owned(),
+            why,
+        };
+        let file = model_file::read(path)
+            .map_err(|why| bad(format!("{why}; retrain it with `loam remix --phase train --force`")))?;
+        if file.info.model != 3 || file.info.labels.len() < 2 {
+            return Err(bad(
+                "not a supervised fastText classifier with two or more labels".into()
+            ));
+        }
+        let p = path.to_str().ok_or_else(|| bad("path is not UTF-8".into()))?;
+        let mut model = fasttext::FastText::new();
+        model
+            .load_model(p)
+            .map_err(|e| bad(format!("fastText cannot read it ({e})")))?;
+        let labels = file
+            .info
+            .labels
+            .iter()
+            .map(|l| l.trim_start_matches("__label__").to_owned())
+            .collect();
+        Ok(Self { model, labels })
+    }
+
+    /// Labels without the `__label__` prefix, in the model's order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The most likely label of an already-normalised line (with `</s>` counted, as in
+    /// training) and its probability; `None` when fastText predicts nothing.
+    pub fn predict_normalized(&self, line: &str) -> Option<(String, f32)> {
+        let mut text = String::with_capacity(line.len() + 1);
+        text.push_str(line);
+        text.push('\n');
+        let preds = self.model.predict(&text, 1, 0.0).ok()?;
+        preds.into_iter().next().map(|p| {
+            (
+                p.label.trim_start_matches("__label__").to_owned(),
+                p.prob.clamp(0.0, 1.0),
+            )
+        })
+    }
+}
+
+impl std::fmt::Debug for TopicModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicModel").field("labels", &self.labels).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
