@@ -3,12 +3,12 @@
 # ~1M documents) beside datatrove 0.10.1's SamplerFilter downsampling the same documents:
 # documents/s on one core and peak RSS per step, the plan step's time (totals from the
 # assign files alone), and whether each tool's sample changes with the sharding.
-#     bash bench/remix.sh [COPIES]      (default 43: ~1.0M documents)
+#     bash bench/remix.sh [COPIES]      (default 53: 1,007,424 documents)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/loam-target}"
 WORK="${BENCH_DIR:-/tmp/loam-bench-remix}"
-COPIES="${1:-43}"
+COPIES="${1:-53}"
 mkdir -p "$WORK"
 cargo build --release --quiet
 VENV="${DATATROVE_VENV:-/tmp/loam-bench-quality/dt-venv}"

@@ -322,6 +322,34 @@ fn bad_mixtures_exit_2_naming_the_domain() -> TestResult {
             stderr(&o)
         );
     }
+    // The joint key: shares over domain × language (ingest output has no language yet:
+    // "unknown"), with weights naming joint keys.
+    let o = remix(
+        &cfg,
+        &[
+            "--force",
+            "--set",
+            "remix.key=\"domain_language\"",
+            "--set",
+            "remix.target={ kind = \"weights\", weights = { \"politics/unknown\" = 0.5, \"software/unknown\" = 0.5 } }",
+        ],
+    );
+    ok(&o);
+    let plan = read_json(&tmp.path().join("run-2/remix/_stats/plan.json"));
+    let keys = plan["keys"].as_array().ok_or("keys")?;
+    assert!(
+        keys.iter()
+            .all(|k| k["key"].as_str().is_some_and(|s| s.ends_with("/unknown"))),
+        "{keys:?}"
+    );
+    for k in keys {
+        let want = if k["key"] == "politics/unknown" || k["key"] == "software/unknown" {
+            0.5
+        } else {
+            0.0
+        };
+        assert!((k["target_share"].as_f64().ok_or("t")? - want).abs() < 1e-9, "{k}");
+    }
     // A weights target with an empty table: refused before any work.
     let o = remix(&cfg, &["--set", "remix.target.weights={}"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -347,6 +375,40 @@ fn demo_remixes_toward_its_stated_mixture() -> TestResult {
         assert!(keys.contains(&d), "{d} in {keys:?}");
     }
     ledger_ok(&dir);
+    // The demo fills quotas by quality (exact mode, within = "quality"): the politics
+    // documents it drops score below every politics document it keeps.
+    let quality_of = |dir: &Path| -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+        let mut out = Vec::new();
+        for b in read_rows(dir) {
+            let d = b
+                .column_by_name("mix_domain")
+                .ok_or("mix_domain")?
+                .as_string::<i32>()
+                .clone();
+            let q = b
+                .column_by_name("quality_score")
+                .ok_or("quality_score")?
+                .as_primitive::<arrow_array::types::Float32Type>()
+                .clone();
+            out.extend(
+                (0..b.num_rows())
+                    .filter(|&i| d.value(i) == "politics" && q.is_valid(i))
+                    .map(|i| q.value(i)),
+            );
+        }
+        Ok(out)
+    };
+    let kept = quality_of(&dir.join("remix"))?;
+    let dropped = quality_of(&dir.join("remix/_dropped"))?;
+    assert!(
+        !kept.is_empty() && !dropped.is_empty(),
+        "politics is downsampled in the demo"
+    );
+    let (lo, hi) = (
+        kept.iter().copied().fold(f32::MAX, f32::min),
+        dropped.iter().copied().fold(f32::MIN, f32::max),
+    );
+    assert!(hi <= lo, "dropped politics up to {hi}, kept from {lo}");
     // Repeats are numbered from 0 and every row has a domain.
     let batches = read_rows(&dir.join("remix"));
     for b in &batches {

@@ -11,6 +11,7 @@ corpus = WORK / f"corpus-{COPIES}"
 
 
 def config(run, shards, target):
+    run = f"{run}-{COPIES}"
     p = WORK / f"{run}.toml"
     p.write_text(f"""[run]
 dir = "{WORK / run}"
@@ -52,9 +53,10 @@ total = {half}
 report = {"date": time.strftime("%Y-%m-%d"), "copies": int(COPIES)}
 # Ingest once (not measured), then share it between the runs.
 base = config("mix4", 4, MIX)
-if not (WORK / "mix4" / "ingest" / "_done").is_dir() or len(list((WORK / "mix4" / "ingest" / "_done").iterdir())) < 4:
+mix = WORK / f"mix4-{COPIES}"
+if not (mix / "ingest" / "_done").is_dir() or len(list((mix / "ingest" / "_done").iterdir())) < 4:
     timed(LOAM, "ingest", "--config", str(base), "--threads", "2")
-ingest = WORK / "mix4" / "ingest"
+ingest = mix / "ingest"
 docs = sum(json.loads(p.read_text())["kept"] for p in (ingest / "_stats").glob("*.json"))
 text_bytes = sum(json.loads(p.read_text())["bytes_out"] for p in (ingest / "_stats").glob("*.json"))
 report["documents"] = docs
@@ -65,7 +67,7 @@ for phase in ["assign", "plan", "apply"]:
     secs, rss, r = timed(LOAM, "remix", "--config", str(base), "--phase", phase, "--threads", "1", "--force")
     steps[phase] = {"seconds": secs, "docs_per_s": docs / secs, "peak_rss_mb": rss}
 report["loam_mixture"] = steps
-plan = json.loads((WORK / "mix4" / "remix" / "_stats" / "plan.json").read_text())
+plan = json.loads((mix / "remix" / "_stats" / "plan.json").read_text())
 report["loam_mixture_plan"] = {"rows_out": plan["rows_out"], "l1_target_achieved": plan["l1_target_achieved"],
                                "keys": {k["key"]: [round(k["target_share"], 4), round(k["achieved_share"], 4), round(k["epochs"], 2)] for k in plan["keys"]}}
 total = sum(s["seconds"] for s in steps.values())
@@ -74,9 +76,8 @@ report["loam_mixture_docs_per_s_core"] = docs / total
 
 # 2. Plain downsampling to half, loam vs SamplerFilter(0.5), at 4 and 1 shards.
 def loam_down(shards):
-    run = f"down{shards}"
-    cfg = config(run, shards, DOWN.format(half=docs // 2))
-    d = WORK / run
+    cfg = config(f"down{shards}", shards, DOWN.format(half=docs // 2))
+    d = WORK / f"down{shards}-{COPIES}"
     if d.exists():
         shutil.rmtree(d)
     d.mkdir()
@@ -90,7 +91,7 @@ def loam_down(shards):
 
 
 def dt_down(tasks):
-    out = WORK / f"dt{tasks}"
+    out = WORK / f"dt{tasks}-{COPIES}"
     if out.exists():
         shutil.rmtree(out)
     secs, rss, r = timed(DT_PY, "bench/remix/dt_sample.py", str(ingest), str(out), "0.5", str(tasks))
