@@ -739,11 +739,16 @@ impl IndexShard {
             fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
         }
         let dest = dir.join(format!("{stem}.{ext}"));
-        // Temporary files of a killed earlier attempt at this shard.
-        let stale = format!(".{stem}.{ext}.tmp.");
-        for e in fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&stale) {
-                fs::remove_file(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
+        // Temporary files of a killed earlier attempt at this shard: its index file, and
+        // its marker (a kill can land inside the marker's atomic write).
+        for (d, stale) in [
+            (dir, format!(".{stem}.{ext}.tmp.")),
+            (done.as_path(), format!(".{stem}.tmp.")),
+        ] {
+            for e in fs::read_dir(d).map_err(|e| PipelineError::io(d, e))?.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&stale) {
+                    fs::remove_file(e.path()).map_err(|err| PipelineError::io(e.path(), err))?;
+                }
             }
         }
         Ok(Some(Self {
