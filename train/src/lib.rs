@@ -10,6 +10,7 @@ pub mod data;
 pub mod flops;
 pub mod model;
 pub mod optim;
+pub mod scaling;
 pub mod schedule;
 pub mod trainer;
 
