@@ -13,6 +13,7 @@ use loam_pipeline::dedup::DedupConfig;
 use loam_pipeline::ingest::{Format, IngestConfig, InputFile};
 use loam_pipeline::quality::{QualityConfig, SourceConfig, SourceFile};
 use loam_pipeline::remix::RemixConfig;
+use loam_pipeline::score::ScoreConfig;
 use loam_pipeline::tokens::{TokenizeConfig, TokenizerConfig};
 use loam_pipeline::FilterConfig;
 use loam_train::TrainConfig;
@@ -39,6 +40,8 @@ struct RawConfig {
     tokenizer: TokenizerConfig,
     #[serde(default)]
     tokenize: TokenizeConfig,
+    #[serde(default)]
+    score: ScoreConfig,
     #[serde(default)]
     train: TrainConfig,
 }
@@ -87,7 +90,15 @@ pub struct Resolved {
     pub remix: RemixConfig,
     pub tokenizer: TokenizerConfig,
     pub tokenize: TokenizeConfig,
+    pub score: ScoreConfig,
     pub train: TrainConfig,
+    /// `train.*` keys the config or `--set` gave (they win over `train.from_score`).
+    #[serde(skip)]
+    pub train_explicit: Vec<String>,
+    /// Where each value `train.from_score` could set came from (`config` or `score.json …`),
+    /// filled in by the train step.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub train_provenance: std::collections::BTreeMap<String, String>,
 }
 
 /// `[remix]` when the config has none: off.
@@ -129,11 +140,29 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Resolved> {
     for o in overrides {
         apply_override(&mut table, o)?;
     }
+    let mut explicit = Vec::new();
+    if let Some(t) = table.get("train") {
+        dotted_keys("train", t, &mut explicit);
+    }
     let raw: RawConfig = toml::Value::Table(table)
         .try_into()
         .map_err(|e| usage(format!("config {} after --set overrides: {e}", path.display())))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    resolve(raw, &base)
+    let mut cfg = resolve(raw, &base)?;
+    cfg.train_explicit = explicit;
+    Ok(cfg)
+}
+
+/// Every leaf key under `prefix` (`train.model.n_layer`, …).
+pub fn dotted_keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                dotted_keys(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
 }
 
 /// Builds a config from flags alone (`loam ingest --input … --dump … --out …`).
@@ -156,6 +185,7 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
         remix: None,
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
+        score: ScoreConfig::default(),
         train: TrainConfig::default(),
     };
     resolve(raw, Path::new(""))
@@ -176,7 +206,10 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         remix: remix_off(),
         tokenizer: TokenizerConfig::default(),
         tokenize: TokenizeConfig::default(),
+        score: ScoreConfig::default(),
         train: TrainConfig::default(),
+        train_explicit: Vec::new(),
+        train_provenance: Default::default(),
     }
 }
 
@@ -298,7 +331,13 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
     let mut filter = raw.filter;
     filter.lid_model = normalize(&base.join(&filter.lid_model));
     filter.blocklist = filter.blocklist.map(|b| normalize(&base.join(b)));
+    let mut score = raw.score;
+    score.validate().map_err(|e| usage(e.to_string()))?;
+    score.calibration = score.calibration.map(|p| normalize(&base.join(p)));
     Ok(Resolved {
+        score,
+        train_explicit: Vec::new(),
+        train_provenance: Default::default(),
         filter,
         dedup,
         quality,

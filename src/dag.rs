@@ -11,7 +11,7 @@ use loam_pipeline::stage::ShardId;
 
 use crate::config::{Resolved, UsageError};
 use crate::runner::StageSummary;
-use crate::{corpus, quality, remix, tokens, training, Common};
+use crate::{corpus, quality, remix, score, tokens, training, Common};
 
 /// One step of the DAG.
 pub struct Step {
@@ -310,13 +310,26 @@ pub const STEPS: &[Step] = &[
         enabled: always,
         run: tokens::tokenize_step,
     },
+    // One global task: q from the final corpus and the token counts, then the allocation
+    // the trainer reads (`train.from_score`).
+    Step {
+        name: "score",
+        stage: "score",
+        command: "score",
+        fan_out: false,
+        needs_split: false,
+        after: &["tokenize"],
+        ledger: false,
+        enabled: quality_on,
+        run: score::score_step,
+    },
     Step {
         name: "train",
         stage: "train",
         command: "train --resume",
         fan_out: false,
         needs_split: false,
-        after: &["tokenize"],
+        after: &["score"],
         ledger: false,
         enabled: always,
         run: training::train_step,

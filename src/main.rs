@@ -10,6 +10,7 @@ mod dag;
 mod quality;
 mod remix;
 mod runner;
+mod score;
 mod tokens;
 mod training;
 
@@ -47,7 +48,7 @@ enum Command {
         #[arg(long)]
         run_dir: Option<PathBuf>,
         /// Stop after this stage (default: every stage, training last): ingest, filter,
-        /// dedup, quality, remix, tokenizer, tokenize or train.
+        /// dedup, quality, remix, tokenizer, tokenize, score or train.
         #[arg(long)]
         until: Option<String>,
     },
@@ -71,6 +72,9 @@ enum Command {
     },
     /// Encode the corpus into packed token shards with the run's tokenizer.
     Tokenize(TokenizeArgs),
+    /// The corpus quality score q, the scaling exponents it implies, and for each compute
+    /// budget the model shape, learning rate, batch and tokens (`score/score.json`).
+    Score(ScoreArgs),
     /// Train the LLaMA-style model on the token shards (CPU; CUDA with --features cuda).
     Train(ModelTrainArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
@@ -251,6 +255,15 @@ struct QualityArgs {
 }
 
 #[derive(Args)]
+struct ScoreArgs {
+    /// The run's TOML config ([score] budgets and calibration live there).
+    #[arg(long)]
+    config: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
 struct RemixArgs {
     /// The run's TOML config (the target mixture lives there).
     #[arg(long)]
@@ -368,6 +381,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
         }) => quality::quality_train_cmd(args).map(Output::Line),
         Command::Quality(args) => quality::quality_cmd(args).map(Output::Line),
         Command::Remix(args) => remix::remix_cmd(args).map(Output::Line),
+        Command::Score(args) => score::score_cmd(args).map(Output::Line),
         Command::Dag {
             config,
             binary,
@@ -445,7 +459,7 @@ fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde
     eprintln!("outputs: {}", display(&cfg.run_dir));
     let mut report = ctx.report;
     let mut keys = Vec::new();
-    for k in ["dedup_curve", "quality_threshold", "remix", "tokens", "train"] {
+    for k in ["dedup_curve", "quality_threshold", "remix", "tokens", "score", "train"] {
         keys.push((k, report.extra.remove(k).unwrap_or_default()));
     }
     let mut line = report.line(&cfg.run_dir, &[("ledger", "balanced".into())]);

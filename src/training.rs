@@ -9,13 +9,108 @@ use crate::{step_config, ModelTrainArgs, Resolved};
 /// The DAG's `train` step: always resumes, so a killed run continues from its last
 /// checkpoint and a finished one is a no-op.
 pub fn train_step(ctx: &mut Ctx<'_>) -> Result<()> {
-    let s = train(ctx.cfg, true)?;
+    let s = train(ctx.cfg, true, true)?;
     ctx.report.set("train", s);
     Ok(())
 }
 
-fn train(cfg: &Resolved, resume: bool) -> Result<loam_train::TrainSummary> {
+/// `train.from_score`: the shape, peak LR, batch and tokens of `score.json`'s first budget,
+/// except where the config set a value; `train_provenance` records which won.
+fn apply_score(cfg: &mut Resolved) -> Result<()> {
+    let path = crate::score::score_path(&cfg.run_dir);
+    let s: crate::score::ScoreFile = loam_pipeline::score::read_json(&path)?.ok_or_else(|| {
+        UsageError(format!(
+            "train.from_score = true reads {}, which is missing: run `loam score` first (loam run does it in order; it needs [[quality.models]])",
+            path.display()
+        ))
+    })?;
+    if s.schema != crate::score::SCORE_SCHEMA {
+        anyhow::bail!(UsageError(format!(
+            "{}: schema {:?}, this loam reads {:?}; rerun `loam score --force`",
+            path.display(),
+            s.schema,
+            crate::score::SCORE_SCHEMA
+        )));
+    }
+    let p = s.train.clone();
+    if p.seq_len != cfg.train.model.seq_len {
+        anyhow::bail!(UsageError(format!(
+            "{} was sized for l_seq {}, but train.model.seq_len is {}; rerun `loam score --force`",
+            path.display(),
+            p.seq_len,
+            cfg.train.model.seq_len
+        )));
+    }
+    let from = format!("score.json (C = {:.3e}, q = {:.3}, a = {:.4})", p.budget, s.q, s.a);
+    let explicit = cfg.train_explicit.clone();
+    let mut prov = std::collections::BTreeMap::new();
+    let t = &mut cfg.train;
+    let mut set = |key: &str, apply: &mut dyn FnMut()| {
+        if explicit.iter().any(|k| k == &format!("train.{key}")) {
+            prov.insert(key.to_owned(), "config".to_owned());
+        } else {
+            apply();
+            prov.insert(key.to_owned(), from.clone());
+        }
+    };
+    set("model.n_layer", &mut || t.model.n_layer = p.n_layer);
+    set("model.d_model", &mut || t.model.d_model = p.d_model);
+    set("model.n_heads", &mut || t.model.n_heads = p.n_heads);
+    set("model.n_kv_heads", &mut || t.model.n_kv_heads = p.n_kv_heads);
+    set("schedule.peak_lr", &mut || t.schedule.peak_lr = p.peak_lr);
+    set("tokens", &mut || t.tokens = p.tokens);
+    // The batch: micro-batches of at most 16 sequences, accumulated up to B_opt.
+    let (micro_set, accum_set) = (
+        explicit.iter().any(|k| k == "train.micro_batch"),
+        explicit.iter().any(|k| k == "train.grad_accum"),
+    );
+    match (micro_set, accum_set) {
+        (true, true) => {}
+        (true, false) => t.grad_accum = p.batch_seqs.div_ceil(t.micro_batch.max(1)),
+        (false, true) => t.micro_batch = p.batch_seqs.div_ceil(t.grad_accum.max(1)),
+        (false, false) => {
+            t.grad_accum = p.batch_seqs.div_ceil(16);
+            t.micro_batch = p.batch_seqs.div_ceil(t.grad_accum);
+        }
+    }
+    for (key, set) in [("micro_batch", micro_set), ("grad_accum", accum_set)] {
+        prov.insert(
+            key.to_owned(),
+            if set {
+                "config".to_owned()
+            } else {
+                format!("{from}: batch {} sequences", p.batch_seqs)
+            },
+        );
+    }
+    cfg.train_provenance = prov;
+    Ok(())
+}
+
+fn train(cfg: &Resolved, resume: bool, save: bool) -> Result<loam_train::TrainSummary> {
     use std::io::IsTerminal;
+    let mut owned;
+    let cfg = if cfg.train.from_score {
+        owned = cfg.clone();
+        apply_score(&mut owned)?;
+        if save {
+            config::save(&owned)?;
+        }
+        eprintln!(
+            "train: from score.json: {} layers × {} wide, {} heads / {} kv, peak LR {:.3e}, batch {} × {} sequences, {} tokens",
+            owned.train.model.n_layer,
+            owned.train.model.d_model,
+            owned.train.model.n_heads,
+            owned.train.model.n_kv_heads,
+            owned.train.schedule.peak_lr,
+            owned.train.micro_batch,
+            owned.train.grad_accum,
+            owned.train.tokens
+        );
+        &owned
+    } else {
+        cfg
+    };
     let ledger = crate::dag::ledger(&cfg.run_dir)?;
     if !ledger
         .stages
@@ -101,12 +196,17 @@ pub fn model_train_cmd(args: ModelTrainArgs) -> Result<serde_json::Value> {
         " (see loam train --help)",
         |cfg| {
             cfg.train = config::section_overrides("train", &args.common.overrides)?;
+            for o in &args.common.overrides {
+                if let Some((k, _)) = o.split_once('=') {
+                    cfg.train_explicit.push(k.trim().to_owned());
+                }
+            }
             Ok(())
         },
     )?;
     if args.config.is_some() {
         config::save(&cfg)?;
     }
-    let s = train(&cfg, args.resume)?;
+    let s = train(&cfg, args.resume, args.config.is_some())?;
     Ok(serde_json::json!({"ok": true, "run_dir": cfg.run_dir, "train": s}))
 }

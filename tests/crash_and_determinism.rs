@@ -199,8 +199,8 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     let tasks = tasks.as_object().ok_or("tasks")?;
     // ingest, filter, dedup signatures, dedup apply, quality scores, quality apply, remix
     // assign, remix apply, tokenize: 4 shards each; one dedup cluster, quality train,
-    // quality threshold, remix plan, tokenizer and train task; the ledger.
-    assert_eq!(tasks.len(), 9 * 4 + 6 + 1);
+    // quality threshold, remix plan, tokenizer, score and train task; the ledger.
+    assert_eq!(tasks.len(), 9 * 4 + 7 + 1);
     // Remix assigns what quality kept, plans globally, then applies per shard.
     assert_eq!(
         tasks["remix_assign_00001_of_00004"][1].as_array().map(Vec::len),
@@ -232,7 +232,15 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     assert!(tasks["tokenizer"][1][0]
         .as_str()
         .is_some_and(|t| t.starts_with("remix_0")));
-    assert_eq!(tasks["train"][1].as_array().map(Vec::len), Some(4));
+    // Score reads every token shard; train waits for the plan it writes.
+    assert_eq!(tasks["score"][1].as_array().map(Vec::len), Some(4));
+    assert!(tasks["score"][1][0]
+        .as_str()
+        .is_some_and(|t| t.starts_with("tokenize_0")));
+    assert!(tasks["score"][0]
+        .as_str()
+        .is_some_and(|c| c.contains("score --config") && !c.contains("--of")));
+    assert_eq!(tasks["train"][1], serde_json::json!(["score"]));
     assert!(tasks["train"][0]
         .as_str()
         .is_some_and(|c| c.contains("train --resume --config")));

@@ -104,6 +104,7 @@ fn demo_run_ingests_every_dump_and_balances() -> TestResult {
         assert_eq!(n, expect, "documents of {dump}");
     }
     assert!(dumps.iter().any(|d| d.as_deref() == Some("CC-MAIN-2014-35")));
+    assert_eq!(dumps.iter().filter(|d| d.as_deref() == Some("WEB-1997")).count(), 3540);
     let texts = strings(&rows, "text");
     assert!(
         texts.iter().flatten().any(|t| t.contains("Call me Ishmael"))
@@ -136,6 +137,31 @@ fn demo_run_ingests_every_dump_and_balances() -> TestResult {
         warc_texts.len()
     );
     assert!(run_dir.join("config.resolved.toml").exists());
+    // The score step sized the model the demo trained (train.from_score), and said so.
+    let err = stderr(&o);
+    assert!(
+        err.contains("score: q = ") && err.contains("a = ") && err.contains("M_opt"),
+        "{err}"
+    );
+    let score: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("score/score.json"))?)?;
+    assert_eq!(score["schema"], "loam.score/1");
+    assert_eq!(res["score"]["q"], score["q"]);
+    let plan = &score["train"];
+    let ckpt: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        run_dir
+            .join("train/checkpoints")
+            .join(std::fs::read_to_string(run_dir.join("train/checkpoints/latest"))?)
+            .join("config.json"),
+    )?)?;
+    for k in ["n_layer", "d_model", "n_heads", "n_kv_heads"] {
+        assert_eq!(ckpt[k], plan[k], "{k}: checkpoint {ckpt} vs score.json {plan}");
+    }
+    assert_eq!(res["train"]["tokens"], plan["tokens"], "{res}");
+    let resolved = std::fs::read_to_string(run_dir.join("config.resolved.toml"))?;
+    assert!(
+        resolved.contains("[train_provenance]") && resolved.contains("score.json (C = 5.000e10"),
+        "{resolved}"
+    );
     // A second run is a no-op that says so.
     let again = run(&["run", "configs/demo.toml", "--run-dir", run_dir.to_str().ok_or("path")?]);
     ok(&again);

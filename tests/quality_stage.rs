@@ -107,9 +107,12 @@ fn demo_classifier_separates_held_out_sources_and_agrees_with_python_fasttext() 
     );
     // The pool's negatives are the filter's rule-dropped English documents.
     assert_eq!(card["pool"]["drawn_kept"], 0);
-    assert_eq!(
-        card["pool"]["drawn_rule_dropped"],
-        card["pool"]["eligible_rule_dropped"]
+    // pool.docs = 0: as many pool negatives as positives (302), from the 1,978 eligible.
+    assert_eq!(card["pool"]["drawn_rule_dropped"], card["train_examples"]["hq"]);
+    assert!(
+        card["pool"]["drawn_rule_dropped"].as_u64() < card["pool"]["eligible_rule_dropped"].as_u64(),
+        "{}",
+        card["pool"]
     );
 
     // Python fastText on the same model file gives the same probabilities, and trains the
@@ -122,7 +125,7 @@ fn demo_classifier_separates_held_out_sources_and_agrees_with_python_fasttext() 
     // Every row carries its score; the drops say why; the books balance.
     let kept = scores(&dir.join("quality"));
     let dropped = scores(&dir.join("quality/_dropped"));
-    assert_eq!(kept.len() + dropped.len(), 95);
+    assert_eq!(kept.len() + dropped.len(), 1679);
     assert!(dropped.iter().all(|(_, s)| s.is_some()));
     let unscored = kept.iter().filter(|(_, s)| s.is_none()).count();
     assert_eq!(unscored, 2, "the two Chinese documents have no model");
@@ -153,14 +156,14 @@ fn top_fraction_keeps_exactly_the_ceiling_at_any_sharding_and_thread_count() -> 
     ok(&demo_quality(&four_1, &[&set[..], &["--threads", "1"]].concat()));
     ok(&demo_quality(&four_4, &[&set[..], &["--threads", "4"]].concat()));
     ok(&demo_quality(&one, &[&set[..], &["--set", "run.shards=1"]].concat()));
-    // 93 English documents scored: ⌈0.1 × 93⌉ = 10 kept, plus the 2 unscored Chinese ones.
+    // 1,677 English documents scored: ⌈0.1 × 1677⌉ = 168 kept, plus the 2 unscored Chinese ones.
     let t = read_json(&four_1.join("quality/_index/threshold.json"));
     assert_eq!(
         (t["models"][0]["scored"].as_u64(), t["models"][0]["keep"].as_u64()),
-        (Some(93), Some(10))
+        (Some(1677), Some(168))
     );
     for d in [&four_1, &one] {
-        assert_eq!(scores(&d.join("quality")).len(), 12, "{}", d.display());
+        assert_eq!(scores(&d.join("quality")).len(), 170, "{}", d.display());
     }
     assert_same_outputs(
         &quality_outputs(&four_4),

@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod quality;
 pub mod remix;
 pub mod schema;
+pub mod score;
 pub mod sort;
 pub mod stage;
 pub mod tokens;

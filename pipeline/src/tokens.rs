@@ -434,6 +434,9 @@ impl Tokenize {
         let mut hist = [0u64; HIST_BUCKETS];
         // Per-dump totals, written as counters once per file (not formatted per document).
         let mut per_dump: BTreeMap<String, TokenTotals> = BTreeMap::new();
+        // Tokens and bytes of first copies only: the unique tokens U that `score` weighs
+        // the repetition of remix's copies against.
+        let (mut unique_tokens, mut unique_bytes) = (0u64, 0u64);
         for batch in DocumentReader::open(input)? {
             let docs = batch?;
             let encoded = par_map(&docs, self.threads, |d| self.tokenizer.encode(&d.text));
@@ -450,6 +453,10 @@ impl Tokenize {
                 out.keep_counted();
                 let stored = ids.len() as u64 + 1 + u64::from(self.cfg.add_bos);
                 hist[(64 - stored.leading_zeros() as usize).min(HIST_BUCKETS - 1)] += 1;
+                if doc.signals.repeat.unwrap_or(0) == 0 {
+                    unique_tokens += stored;
+                    unique_bytes += doc.text.len() as u64;
+                }
                 let t = match per_dump.get_mut(&doc.dump) {
                     Some(t) => t,
                     None => per_dump.entry(doc.dump.clone()).or_default(),
@@ -469,6 +476,8 @@ impl Tokenize {
             // Bucket k holds documents of 2^(k-1) ..= 2^k - 1 stored tokens.
             out.count(&format!("doc_tokens_lt_2^{k:02}"), *n);
         }
+        out.count("unique_tokens", unique_tokens);
+        out.count("unique_text_bytes", unique_bytes);
         let header = w.commit()?;
         out.count("tokens", header.n_tokens);
         out.count("text_bytes", header.text_bytes);

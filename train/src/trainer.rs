@@ -22,6 +22,9 @@ use crate::{flops, TrainError};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Take the model shape, peak LR, batch and tokens from the run's `score/score.json`
+    /// (values set here explicitly win).
+    pub from_score: bool,
     pub model: ModelConfig,
     pub optim: OptimConfig,
     pub schedule: Schedule,
@@ -48,6 +51,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
+            from_score: false,
             model: ModelConfig::default(),
             optim: OptimConfig::default(),
             schedule: Schedule {

@@ -89,6 +89,31 @@ pub fn read_scores(path: &Path) -> Result<Vec<ScoreRow>> {
         .collect())
 }
 
+/// The run's committed quality models, one per configured model in config order, and the
+/// train step's fingerprint; an error naming the fix when they are missing or stale.
+pub fn load_models(run_dir: &Path, cfg: &QualityConfig, seed: u64) -> Result<(Vec<QualityModel>, String)> {
+    cfg.validate()?;
+    let paths = QualityPaths::new(run_dir);
+    let Some(train_fp) = train::committed(&paths) else {
+        return Err(PipelineError::Config(format!(
+            "quality scoring needs the run's quality models, but {} has none committed; run `loam quality train` first (loam run does it in order)",
+            paths.model.display()
+        )));
+    };
+    if !train::committed_matches(run_dir, cfg, seed)? {
+        return Err(PipelineError::Config(format!(
+            "{}: the committed quality models were trained with other settings or sources than this config's; rerun `loam quality train --force`",
+            paths.model.display()
+        )));
+    }
+    let mut models = Vec::new();
+    for card in &read_cards(&paths, cfg)? {
+        let p = paths.model.join(&card.model);
+        models.push(QualityModel::load(&p).map_err(|e| PipelineError::Config(e.to_string()))?);
+    }
+    Ok((models, train_fp))
+}
+
 /// The score step over the upstream stage's committed shards.
 pub struct Scorer {
     inputs: Vec<PathBuf>,
@@ -106,28 +131,10 @@ pub struct Scorer {
 impl Scorer {
     /// Needs the committed train step and upstream stage.
     pub fn new(run_dir: &Path, cfg: &QualityConfig, seed: u64, threads: usize) -> Result<Self> {
-        cfg.validate()?;
         let paths = QualityPaths::new(run_dir);
-        let Some(train_fp) = train::committed(&paths) else {
-            return Err(PipelineError::Config(format!(
-                "quality scoring needs the run's quality models, but {} has none committed; run `loam quality train` first (loam run does it in order)",
-                paths.model.display()
-            )));
-        };
-        if !train::committed_matches(run_dir, cfg, seed)? {
-            return Err(PipelineError::Config(format!(
-                "{}: the committed quality models were trained with other settings or sources than this                  config's; rerun `loam quality train --force`",
-                paths.model.display()
-            )));
-        }
+        let (models, train_fp) = load_models(run_dir, cfg, seed)?;
         let (inputs, upstream_fp) = committed_outputs(&run_dir.join(&cfg.upstream), "quality")?;
         let sizes = file_sizes(inputs.iter().map(PathBuf::as_path))?;
-        let cards = read_cards(&paths, cfg)?;
-        let mut models = Vec::new();
-        for card in &cards {
-            let p = paths.model.join(&card.model);
-            models.push(QualityModel::load(&p).map_err(|e| PipelineError::Config(e.to_string()))?);
-        }
         let fingerprint = fingerprint(&serde_json::json!({
             "stage": "quality-score/1", "train": train_fp, "upstream": upstream_fp,
             "normalize": cfg.normalize, "seed": seed,
