@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 pub mod checkpoint;
 pub mod data;
+pub mod fit;
 pub mod flops;
 pub mod model;
 pub mod optim;
