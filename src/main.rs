@@ -11,6 +11,7 @@ mod quality;
 mod remix;
 mod runner;
 mod score;
+mod sweep;
 mod tokens;
 mod training;
 
@@ -75,6 +76,11 @@ enum Command {
     /// The corpus quality score q, the scaling exponents it implies, and for each compute
     /// budget the model shape, learning rate, batch and tokens (`score/score.json`).
     Score(ScoreArgs),
+    /// Scaling-law fits: `sweep fit --points FILE.csv` (approach 2, approach 3, bootstrap).
+    Sweep {
+        #[command(subcommand)]
+        action: SweepAction,
+    },
     /// Train the LLaMA-style model on the token shards (CPU; CUDA with --features cuda).
     Train(ModelTrainArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
@@ -279,6 +285,13 @@ struct RemixArgs {
 }
 
 #[derive(Subcommand)]
+enum SweepAction {
+    /// Fit points you already have (CSV: flops, m or params, tokens, loss) with both
+    /// approaches and the bootstrap; stdout: the fit JSON, a table on stderr.
+    Fit(sweep::SweepFitArgs),
+}
+
+#[derive(Subcommand)]
 enum QualityAction {
     /// Train (or adopt) the run's quality models and write their model cards (one task).
     Train(QualityTrainArgs),
@@ -382,6 +395,9 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Command::Quality(args) => quality::quality_cmd(args).map(Output::Line),
         Command::Remix(args) => remix::remix_cmd(args).map(Output::Line),
         Command::Score(args) => score::score_cmd(args).map(Output::Line),
+        Command::Sweep {
+            action: SweepAction::Fit(args),
+        } => sweep::sweep_fit_cmd(args).map(Output::Line),
         Command::Dag {
             config,
             binary,

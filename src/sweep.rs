@@ -1,0 +1,271 @@
+//! `loam sweep fit`: approach-2 and approach-3 fits with a bootstrap (`loam_train::fit`) on
+//! points from a CSV, written as the fit JSON a sweep writes (`loam.fit/1`).
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use loam_train::fit::{self, Approach2, Approach3, Bootstrap, BootstrapConfig, Interval, Point, Tolerances};
+use serde::{Deserialize, Serialize};
+
+use crate::config::UsageError;
+
+pub const FIT_SCHEMA: &str = "loam.fit/1";
+/// Huber δ of SCALING.md §4 (Epoch's replication).
+pub const HUBER_DELTA: f64 = 1e-3;
+
+/// What the size column was: the fitted exponent is DeepSeek's a for M, Chinchilla's for N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeKind {
+    /// Non-embedding FLOPs per token; C = M·D.
+    M,
+    /// Parameters; C ≈ 6·N·D.
+    N,
+}
+
+/// Approach 2 when it could be fitted, else why not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Approach2Result {
+    pub fit: Option<Approach2>,
+    pub error: Option<String>,
+}
+
+/// `fit.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitFile {
+    pub schema: String,
+    pub size: SizeKind,
+    pub points: usize,
+    pub budgets: Vec<f64>,
+    /// size_opt ∝ C^a by each approach, with the bootstrap intervals; b = 1 − a for M.
+    pub a_approach2: Option<f64>,
+    pub a_approach3: f64,
+    pub approach2: Approach2Result,
+    pub approach3: Approach3,
+    pub bootstrap: Bootstrap,
+    pub note: String,
+}
+
+/// Reads a points CSV: `flops`, `m` or `params`, `tokens`, `loss` (others ignored); an
+/// optional `budget` column groups the IsoFLOP slices, else flops rounded to 3
+/// significant figures does.
+pub fn read_points(path: &Path) -> Result<(Vec<Point>, SizeKind)> {
+    let bad = |m: String| -> anyhow::Error { UsageError(format!("{}: {m}", path.display())).into() };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad(format!(
+            "{e}; give a CSV with columns flops, m (or params), tokens, loss"
+        ))
+    })?;
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| bad("empty file; the header must name flops, m (or params), tokens, loss".into()))?;
+    let cols: HashMap<String, usize> = header
+        .split(',')
+        .enumerate()
+        .map(|(i, c)| (c.trim().to_ascii_lowercase(), i))
+        .collect();
+    let col = |name: &str| cols.get(name).copied();
+    let size_col = match (col("m"), col("params")) {
+        (Some(i), _) => (i, SizeKind::M),
+        (None, Some(i)) => (i, SizeKind::N),
+        (None, None) => return Err(bad(format!("no `m` or `params` column (header: {header})"))),
+    };
+    let need = |name: &str| {
+        col(name).ok_or_else(|| {
+            bad(format!(
+                "no `{name}` column (header: {header}); need flops, m (or params), tokens, loss"
+            ))
+        })
+    };
+    let (fc, tc, lc) = (need("flops")?, need("tokens")?, need("loss")?);
+    let bc = col("budget");
+    let mut pts = Vec::new();
+    for (ln, line) in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let get = |i: usize, name: &str| -> Result<f64> {
+            let raw = cells.get(i).copied().unwrap_or("");
+            let v: f64 = raw
+                .parse()
+                .map_err(|_| bad(format!("row {} column `{name}`: {raw:?} is not a number", ln + 1)))?;
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(format!("row {} column `{name}`: {v} must be positive", ln + 1)));
+            }
+            Ok(v)
+        };
+        let size_name = if size_col.1 == SizeKind::M { "m" } else { "params" };
+        let flops = get(fc, "flops")?;
+        let budget = match bc {
+            Some(i) => get(i, "budget")?,
+            None => round_sig(flops, 3),
+        };
+        pts.push(Point {
+            budget,
+            compute: flops,
+            size: get(size_col.0, size_name)?,
+            tokens: get(tc, "tokens")?,
+            loss: get(lc, "loss")?,
+        });
+    }
+    let mut budgets: Vec<f64> = pts.iter().map(|p| p.budget).collect();
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup();
+    if budgets.len() < 3 {
+        return Err(bad(format!(
+            "{} distinct budget(s) in {} rows; a fit of C needs at least 3 IsoFLOP budgets (rows with equal `budget`, or flops equal to 3 significant figures)",
+            budgets.len(),
+            pts.len()
+        )));
+    }
+    Ok((pts, size_col.1))
+}
+
+fn round_sig(v: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits - 1 - v.log10().floor() as i32);
+    (v * p).round() / p
+}
+
+/// Both approaches and the bootstrap on `points`.
+pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64, threads: usize) -> Result<FitFile> {
+    let a2 = fit::approach2(points);
+    let a3 = fit::approach3(points, HUBER_DELTA, &fit::start_grid(), Tolerances::default(), threads)
+        .map_err(|e| UsageError(format!("approach 3: {e}")))?;
+    let boot = fit::bootstrap(
+        points,
+        Some(&a3),
+        Tolerances::default(),
+        BootstrapConfig {
+            resamples,
+            seed,
+            ..BootstrapConfig::default()
+        },
+        threads,
+    );
+    let mut budgets: Vec<f64> = points.iter().map(|p| p.budget).collect();
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup();
+    Ok(FitFile {
+        schema: FIT_SCHEMA.into(),
+        size,
+        points: points.len(),
+        budgets,
+        a_approach2: a2.as_ref().ok().map(|f| f.size.exponent),
+        a_approach3: a3.a,
+        approach2: match a2 {
+            Ok(f) => Approach2Result { fit: Some(f), error: None },
+            Err(e) => Approach2Result { fit: None, error: Some(e.to_string()) },
+        },
+        approach3: a3,
+        bootstrap: boot,
+        note: match size {
+            SizeKind::M => "size = M (non-embedding FLOPs/token), C = M·D: a is DeepSeek's model-scale exponent, b = 1 − a".into(),
+            SizeKind::N => "size = N (parameters), C ≈ 6ND: the exponents are in N, as Chinchilla's (not comparable with DeepSeek's a in M)".into(),
+        },
+    })
+}
+
+fn show(i: &Option<Interval>) -> String {
+    i.map_or("-".into(), |i| format!("[{:.4}, {:.4}]", i.lo, i.hi))
+}
+
+/// The table printed on stderr.
+pub fn table(f: &FitFile) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "fit: {} points, {} budgets, size = {:?}",
+        f.points,
+        f.budgets.len(),
+        f.size
+    );
+    if let Some(a2) = &f.approach2.fit {
+        let _ = writeln!(
+            t,
+            "  {:>10}  {:>6}  {:>21}  {:>10}  {:>10}  {:>8}  status",
+            "C", "runs", "size range", "size_opt", "D_opt", "loss"
+        );
+        for s in &a2.slices {
+            let _ = writeln!(
+                t,
+                "  {:>10.3e}  {:>6}  {:>10.3e}–{:<10.3e}  {:>10}  {:>10}  {:>8}  {}",
+                s.budget,
+                s.points,
+                s.size_range[0],
+                s.size_range[1],
+                s.size_opt.map_or("-".into(), |v| format!("{v:.3e}")),
+                s.tokens_opt.map_or("-".into(), |v| format!("{v:.3e}")),
+                s.loss_opt.map_or("-".into(), |v| format!("{v:.4}")),
+                s.refused.as_deref().unwrap_or("ok")
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  approach 2: a = {:.4} ± {} (OLS), bootstrap {}; b = {:.4}, bootstrap {}",
+            a2.size.exponent,
+            a2.size.se_exponent.map_or("-".into(), |s| format!("{s:.4}")),
+            show(&f.bootstrap.a2),
+            a2.tokens.exponent,
+            show(&f.bootstrap.b2)
+        );
+    } else if let Some(e) = &f.approach2.error {
+        let _ = writeln!(t, "  approach 2: not fitted: {e}");
+    }
+    let l = &f.approach3.law;
+    let _ = writeln!(
+        t,
+        "  approach 3: a = β/(α+β) = {:.4}, bootstrap {}; E {:.4} A {:.4e} B {:.4e} α {:.4} β {:.4}; objective {:.7e} ({} of {} starts converged)",
+        f.approach3.a,
+        show(&f.bootstrap.a3),
+        l.e,
+        l.a,
+        l.b,
+        l.alpha,
+        l.beta,
+        f.approach3.objective,
+        f.approach3.converged_starts,
+        f.approach3.starts
+    );
+    t
+}
+
+#[derive(clap::Args)]
+pub struct SweepFitArgs {
+    /// CSV with columns flops, m (or params), tokens, loss; optional budget.
+    #[arg(long)]
+    pub points: PathBuf,
+    /// Also write the fit here (pretty JSON).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Bootstrap resamples (stratified by budget).
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap's ChaCha streams.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads for the starts and resamples (default: all cores); the result is the same.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
+    if args.resamples == 0 {
+        anyhow::bail!(UsageError(
+            "--resamples must be at least 1 (SCALING.md: 1000 or more)".into()
+        ));
+    }
+    let (points, size) = read_points(&args.points)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let f = fit_points(&points, size, args.resamples, args.seed, threads)?;
+    eprint!("{}", table(&f));
+    if let Some(out) = &args.out {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        loam_pipeline::stage::write_atomic(out, &serde_json::to_vec_pretty(&f)?)?;
+    }
+    Ok(serde_json::to_value(&f)?)
+}
