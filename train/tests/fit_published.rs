@@ -6,9 +6,11 @@ use loam_train::fit::{
 use std::path::PathBuf;
 
 fn data(name: &str) -> Option<String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/scaling")
-        .join(name);
+    // ../shared/data beside the checkout, or $LOAM_SHARED_DATA (as the root package's tests).
+    let shared = std::env::var_os("LOAM_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    let p = shared.join("scaling").join(name);
     match std::fs::read_to_string(&p) {
         Ok(t) => Some(t),
         Err(e) => {
