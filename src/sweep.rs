@@ -1,10 +1,12 @@
 //! `loam sweep fit`: approach-2 and approach-3 fits with a bootstrap (`loam_train::fit`) on
-//! points from a CSV, written as the fit JSON a sweep writes (`loam.fit/1`).
+//! points from a CSV, written as the fit JSON a sweep writes (`loam.fit/1`); with `--score`,
+//! the check of that run's predicted exponent and the calibration record `score` reads.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use loam_train::fit::{self, Approach2, Approach3, Bootstrap, BootstrapConfig, Interval, Point, Tolerances};
+use loam_train::scaling::{self, CalibrationRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::config::UsageError;
@@ -44,6 +46,31 @@ pub struct FitFile {
     pub approach3: Approach3,
     pub bootstrap: Bootstrap,
     pub note: String,
+    /// The score's prediction against this fit (`--score`).
+    pub check: Option<Check>,
+}
+
+/// SCALING.md §4's recalibration: z = (â − a(q)) / √(σ_a² + s²), |z| ≤ 2 "consistent".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub score_file: PathBuf,
+    pub q: f64,
+    pub a_predicted: f64,
+    pub sigma_predicted: f64,
+    /// The exponent line the score used (`prior: DeepSeek Table 4` or a calibration file).
+    pub predicted_by: String,
+    /// Approach 2 (DeepSeek's IsoFLOP method) when it fitted, else approach 3.
+    pub measured_by: String,
+    pub a_hat: f64,
+    /// From the bootstrap's 95% interval: (hi − lo)/(2·1.96); else approach 2's OLS s.e.
+    pub s: f64,
+    pub z: f64,
+    pub verdict: String,
+    /// The line updated by this measurement, at this q.
+    pub a_post: f64,
+    /// The calibration file the record was appended to (`--calibration`).
+    pub recorded_in: Option<PathBuf>,
+    pub record: CalibrationRecord,
 }
 
 /// Reads a points CSV: `flops`, `m` or `params`, `tokens`, `loss` (others ignored); an
@@ -161,7 +188,92 @@ pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64,
             SizeKind::M => "size = M (non-embedding FLOPs/token), C = M·D: a is DeepSeek's model-scale exponent, b = 1 − a".into(),
             SizeKind::N => "size = N (parameters), C ≈ 6ND: the exponents are in N, as Chinchilla's (not comparable with DeepSeek's a in M)".into(),
         },
+        check: None,
     })
+}
+
+/// Tests the score's predicted a against the fit and builds the calibration record.
+pub fn check(f: &FitFile, score_file: &Path) -> Result<Check> {
+    if f.size != SizeKind::M {
+        anyhow::bail!(UsageError(format!(
+            "--score compares with the score's a, which is in M (non-embedding FLOPs/token); {} points give exponents in N: give an `m` column",
+            f.points
+        )));
+    }
+    let sc: crate::score::ScoreFile = loam_pipeline::score::read_json(score_file)?.ok_or_else(|| {
+        UsageError(format!(
+            "--score {}: no such file; run `loam score` first",
+            score_file.display()
+        ))
+    })?;
+    let z95 = 1.959_963_984_540_054;
+    let (by, a_hat, s) = match (&f.approach2.fit, f.bootstrap.a2) {
+        (Some(a2), Some(i)) => (
+            "approach 2 (IsoFLOP vertices)",
+            a2.size.exponent,
+            (i.hi - i.lo) / (2.0 * z95),
+        ),
+        (Some(a2), None) => (
+            "approach 2 (IsoFLOP vertices)",
+            a2.size.exponent,
+            a2.size.se_exponent.unwrap_or(f64::NAN),
+        ),
+        (None, _) => (
+            "approach 3 (parametric law)",
+            f.approach3.a,
+            f.bootstrap.a3.map_or(f64::NAN, |i| (i.hi - i.lo) / (2.0 * z95)),
+        ),
+    };
+    if !(s.is_finite() && s > 0.0) {
+        anyhow::bail!(UsageError(format!(
+            "the fit's uncertainty on a is {s}: add budgets or resamples (--resamples) so that the bootstrap spreads"
+        )));
+    }
+    let line = sc.calibration.line;
+    let z = scaling::z_score(&line, sc.q, a_hat, s);
+    let record = CalibrationRecord {
+        schema: scaling::CALIBRATION_SCHEMA.into(),
+        q: sc.q,
+        a_hat,
+        s,
+        design: sc.design.clone(),
+        design_hash: sc.design_hash.clone(),
+        source: serde_json::json!({"score": score_file, "fit": by, "points": f.points, "budgets": f.budgets}),
+    };
+    Ok(Check {
+        score_file: score_file.to_owned(),
+        q: sc.q,
+        a_predicted: line.a(sc.q),
+        sigma_predicted: line.sigma,
+        predicted_by: sc.calibration.source.clone(),
+        measured_by: by.into(),
+        a_hat,
+        s,
+        z,
+        verdict: if z.abs() <= 2.0 { "consistent" } else { "rejected" }.into(),
+        a_post: scaling::calibrate(line, std::slice::from_ref(&record)).a(sc.q),
+        recorded_in: None,
+        record,
+    })
+}
+
+/// Appends `record` to a calibration file (JSON lines), rewriting it atomically.
+fn append_record(path: &Path, record: &CalibrationRecord) -> Result<()> {
+    let mut text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&serde_json::to_string(record)?);
+    text.push('\n');
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    loam_pipeline::stage::write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
 
 fn show(i: &Option<Interval>) -> String {
@@ -226,6 +338,23 @@ pub fn table(f: &FitFile) -> String {
         f.approach3.converged_starts,
         f.approach3.starts
     );
+    if let Some(c) = &f.check {
+        let _ = writeln!(
+            t,
+            "  score's prediction: a({:.3}) = {:.4} ± {:.3} ({}); measured {:.4} ± {:.4} by {}; z = {:+.2}: {}; a_post = {:.4}{}",
+            c.q,
+            c.a_predicted,
+            c.sigma_predicted,
+            c.predicted_by,
+            c.a_hat,
+            c.s,
+            c.measured_by,
+            c.z,
+            c.verdict,
+            c.a_post,
+            c.recorded_in.as_ref().map_or(String::new(), |p| format!("; recorded in {}", p.display()))
+        );
+    }
     t
 }
 
@@ -246,6 +375,12 @@ pub struct SweepFitArgs {
     /// Threads for the starts and resamples (default: all cores); the result is the same.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// A run's score/score.json: test its predicted a against this fit (z, verdict, a_post).
+    #[arg(long)]
+    pub score: Option<PathBuf>,
+    /// Append the measurement to this calibration file (JSON lines `score.calibration` reads).
+    #[arg(long, requires = "score")]
+    pub calibration: Option<PathBuf>,
 }
 
 pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
@@ -259,7 +394,15 @@ pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let f = fit_points(&points, size, args.resamples, args.seed, threads)?;
+    let mut f = fit_points(&points, size, args.resamples, args.seed, threads)?;
+    if let Some(score) = &args.score {
+        let mut c = check(&f, score)?;
+        if let Some(cal) = &args.calibration {
+            append_record(cal, &c.record)?;
+            c.recorded_in = Some(cal.clone());
+        }
+        f.check = Some(c);
+    }
     eprint!("{}", table(&f));
     if let Some(out) = &args.out {
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

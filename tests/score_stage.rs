@@ -217,6 +217,62 @@ fn bad_inputs_exit_2_naming_the_fix() -> TestResult {
         "filter.languages=[\"xx\"]",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A sweep's points (here a known law with a = 0.60 in M, 0.3% noise) tested against
+    // this score's prediction, then recorded as a calibration `score` reads; a law with
+    // a = 0.75 is rejected.
+    for (alpha, beta, verdict) in [(0.30, 0.45, "consistent"), (0.20, 0.60, "rejected")] {
+        let law = loam_train::fit::Law {
+            e: 1.5,
+            a: 300.0,
+            b: 3000.0,
+            alpha,
+            beta,
+        };
+        let budgets: Vec<f64> = (0..5).map(|i| 1e12 * 10f64.powf(f64::from(i) / 2.0)).collect();
+        let mut csv = String::from("flops,m,tokens,loss\n");
+        for p in loam_train::fit::synthetic(&law, &budgets, 7, 16.0, 0.003, 1) {
+            csv.push_str(&format!("{},{},{},{}\n", p.compute, p.size, p.tokens, p.loss));
+        }
+        let points = tmp.path().join("points.csv");
+        std::fs::write(&points, csv)?;
+        let cal2 = tmp.path().join(format!("{verdict}.jsonl"));
+        let score_file = dir.join("score/score.json");
+        let o = run(&[
+            "sweep",
+            "fit",
+            "--points",
+            path_str(&points),
+            "--resamples",
+            "200",
+            "--score",
+            path_str(&score_file),
+            "--calibration",
+            path_str(&cal2),
+        ]);
+        ok(&o);
+        let c = &result_line(&o)["check"];
+        assert_eq!(c["verdict"], verdict, "{c}");
+        assert!(
+            (c["a_hat"].as_f64().ok_or("a_hat")? - beta / (alpha + beta)).abs() < 0.01,
+            "{c}"
+        );
+        assert!(stderr(&o).contains("score's prediction"), "{}", stderr(&o));
+        if verdict == "consistent" {
+            // The appended record is of this run's design, so `score` pools it.
+            // (At a ≈ 0.60 the demo's 5e10 is too small for any shape: a larger budget.)
+            let o = score(&[
+                "--set",
+                &format!("score.calibration={:?}", path_str(&cal2)),
+                "--set",
+                "score.budgets=[1e12]",
+            ]);
+            ok(&o);
+            let s = score_json(&dir);
+            assert_eq!(s["calibration"]["records_used"], 1, "{}", s["calibration"]);
+            let a = s["a"].as_f64().ok_or("a")?;
+            assert!(a > 0.578 && a < 0.61, "a moves toward the measured 0.60: {a}");
+        }
+    }
     // train.from_score without a score.json says to run `loam score`.
     std::fs::remove_file(dir.join("score/score.json"))?;
     let o = run(&[
