@@ -209,6 +209,70 @@ pub fn smallest_m(rules: &ShapeRules) -> Option<f64> {
         .next()
 }
 
+/// One run of an IsoFLOP sweep: a shape trained on whole batches within its budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridRun {
+    pub budget: f64,
+    /// The M this run was aimed at (M_opt·span^(k/(n−1) − ½)) and the shape that got nearest.
+    pub m_target: f64,
+    pub shape: Shape,
+    pub peak_lr: f64,
+    pub batch_seqs: usize,
+    /// Whole steps of the batch within C/M, and the compute they spend (M·tokens).
+    pub tokens: u64,
+    pub compute: f64,
+}
+
+/// A sweep's plan, with what could not be placed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    pub runs: Vec<GridRun>,
+    /// (budget, M target) pairs whose nearest shape another target of the budget already
+    /// took, or that no shape reaches within a factor of 2: dropped, not run twice.
+    pub dropped: Vec<(f64, f64)>,
+}
+
+/// `per_budget` targets per budget spaced evenly in ln M over ×`span`, centred on
+/// M_opt(C; a) (the score's prediction), each given its nearest shape under `rules`, η_opt(C)
+/// and B_opt(C) (SCALING.md §4). A shape reached twice in one budget is run once.
+pub fn sweep_grid(budgets: &[f64], per_budget: usize, span: f64, a: f64, rules: &ShapeRules) -> Grid {
+    let mut grid = Grid {
+        runs: Vec::new(),
+        dropped: Vec::new(),
+    };
+    for &c in budgets {
+        let centre = m_opt(c, a);
+        let batch_seqs = ((b_opt(c) / rules.seq_len as f64).round() as usize).max(1);
+        let step = (batch_seqs * rules.seq_len) as u64;
+        let mut taken: Vec<(usize, usize)> = Vec::new();
+        for k in 0..per_budget {
+            let f = if per_budget > 1 {
+                k as f64 / (per_budget - 1) as f64 - 0.5
+            } else {
+                0.0
+            };
+            let target = centre * span.powf(f);
+            let shape = search_shape(target, rules).filter(|s| (s.m / target).max(target / s.m) <= 2.0);
+            let Some(shape) = shape.filter(|s| !taken.contains(&(s.n_layer, s.d_model))) else {
+                grid.dropped.push((c, target));
+                continue;
+            };
+            taken.push((shape.n_layer, shape.d_model));
+            let tokens = ((c / shape.m) / step as f64).floor() as u64 * step;
+            grid.runs.push(GridRun {
+                budget: c,
+                m_target: target,
+                peak_lr: eta_opt(c),
+                batch_seqs,
+                tokens,
+                compute: shape.m * tokens as f64,
+                shape,
+            });
+        }
+    }
+    grid
+}
+
 /// Muennighoff et al. (2023)'s data-constrained scaling law, with the constants of their
 /// datablations README (Apache-2.0), in parameters N and tokens D from U unique tokens.
 pub mod repeat {
@@ -617,5 +681,58 @@ mod tests {
         assert!(z > 2.0, "{z}");
         assert_eq!(Design::loam(64, 8192).hash(), Design::loam(64, 8192).hash());
         assert_ne!(Design::loam(64, 8192).hash(), Design::loam(128, 8192).hash());
+    }
+
+    #[test]
+    fn a_cpu_sweep_grid_spans_sixteen_fold_around_the_prediction() {
+        // 1e12–1e14 at l_seq 256 and an 8k vocabulary needs d/n below DeepSeek's 40: at
+        // these widths one layer of 48 is already near M_opt.
+        let rules = ShapeRules {
+            seq_len: 256,
+            vocab_size: 8192,
+            min_ratio: 8.0,
+            ..ShapeRules::default()
+        };
+        let budgets = [1e12, 1e13, 1e14];
+        let grid = sweep_grid(&budgets, 7, 16.0, 0.52, &rules);
+        for &c in &budgets {
+            let runs: Vec<&GridRun> = grid.runs.iter().filter(|r| r.budget == c).collect();
+            assert!(
+                runs.len() >= 5,
+                "C = {c:e}: {} runs, dropped {:?}",
+                runs.len(),
+                grid.dropped
+            );
+            let ms: Vec<f64> = runs.iter().map(|r| r.shape.m).collect();
+            let (lo, hi) = ms
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(a, b), &m| (a.min(m), b.max(m)));
+            assert!(hi / lo >= 8.0, "C = {c:e}: M spans only {:.1}×", hi / lo);
+            assert!(ms.windows(2).all(|w| w[0] < w[1]), "sizes ascend: {ms:?}");
+            for r in runs {
+                // Whole batches, never over budget, at most one batch short.
+                let step = (r.batch_seqs * rules.seq_len) as f64;
+                assert!(r.compute <= c && r.compute > c - r.shape.m * step - 1.0, "{r:?}");
+                assert_eq!(r.tokens % (r.batch_seqs * rules.seq_len) as u64, 0);
+                assert!((r.peak_lr - eta_opt(c)).abs() < 1e-15);
+            }
+        }
+        // Under DeepSeek's own ratio range the small end collapses onto one shape.
+        let strict = sweep_grid(
+            &[1e12],
+            7,
+            16.0,
+            0.52,
+            &ShapeRules {
+                seq_len: 256,
+                vocab_size: 8192,
+                ..ShapeRules::default()
+            },
+        );
+        assert!(
+            !strict.dropped.is_empty(),
+            "{:?}",
+            strict.runs.iter().map(|r| r.shape.m).collect::<Vec<_>>()
+        );
     }
 }
