@@ -502,6 +502,15 @@ fn toml_literal(v: &toml::Value) -> String {
 }
 
 /// Saves the resolved config beside the run's outputs.
+/// Writes `bytes` to `dest` atomically, creating its folder first.
+pub fn write_creating(dest: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    loam_pipeline::stage::write_atomic(dest, bytes)?;
+    Ok(())
+}
+
 pub fn save(resolved: &Resolved) -> Result<()> {
     std::fs::create_dir_all(&resolved.run_dir)
         .with_context(|| format!("creating run directory {}", resolved.run_dir.display()))?;

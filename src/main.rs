@@ -486,9 +486,12 @@ fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde
 }
 
 fn threads(common: &Common) -> usize {
-    common
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    threads_or_all(common.threads)
+}
+
+/// `--threads N`, or every core when it is not given.
+fn threads_or_all(n: Option<usize>) -> usize {
+    n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1)
 }
 

@@ -230,12 +230,8 @@ fn plan_budget(
 
 /// Computes (or reuses, when nothing it reads changed) the run's score.
 pub fn run_score(cfg: &Resolved, threads: usize, force: bool) -> Result<(ScoreFile, bool)> {
-    if !cfg.quality_enabled() {
-        return Err(usage(
-            "score needs the run's quality model (q is measured with it): add a [[quality.models]] entry with positives (some `heldout = true`) and negatives".into(),
-        ));
-    }
-    cfg.score.validate().map_err(|e| usage(e.to_string()))?;
+    // Before reading anything; `[score]` itself was validated with the config.
+    loam_pipeline::score::require_quality_model(&cfg.quality)?;
     let inputs = ScoreInputs {
         run_dir: &cfg.run_dir,
         quality: &cfg.quality,
@@ -321,10 +317,7 @@ pub fn run_score(cfg: &Resolved, threads: usize, force: bool) -> Result<(ScoreFi
         budgets: plans,
         train,
     };
-    let json = serde_json::to_vec_pretty(&out)?;
-    std::fs::create_dir_all(dest.parent().unwrap_or(Path::new(".")))
-        .with_context(|| format!("creating {}", dest.display()))?;
-    loam_pipeline::stage::write_atomic(&dest, &json)?;
+    config::write_creating(&dest, &serde_json::to_vec_pretty(&out)?)?;
     Ok((out, true))
 }
 

@@ -107,6 +107,7 @@ pub fn read_points(path: &Path) -> Result<(Vec<Point>, SizeKind)> {
     };
     let (fc, tc, lc) = (need("flops")?, need("tokens")?, need("loss")?);
     let bc = col("budget");
+    let size_name = if size_col.1 == SizeKind::M { "m" } else { "params" };
     let mut pts = Vec::new();
     for (ln, line) in lines {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -120,7 +121,6 @@ pub fn read_points(path: &Path) -> Result<(Vec<Point>, SizeKind)> {
             }
             Ok(v)
         };
-        let size_name = if size_col.1 == SizeKind::M { "m" } else { "params" };
         let flops = get(fc, "flops")?;
         let budget = match bc {
             Some(i) => get(i, "budget")?,
@@ -269,11 +269,7 @@ fn append_record(path: &Path, record: &CalibrationRecord) -> Result<()> {
     }
     text.push_str(&serde_json::to_string(record)?);
     text.push('\n');
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    loam_pipeline::stage::write_atomic(path, text.as_bytes())?;
-    Ok(())
+    crate::config::write_creating(path, text.as_bytes())
 }
 
 fn show(i: &Option<Interval>) -> String {
@@ -390,10 +386,7 @@ pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
         ));
     }
     let (points, size) = read_points(&args.points)?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let threads = crate::threads_or_all(args.threads);
     let mut f = fit_points(&points, size, args.resamples, args.seed, threads)?;
     if let Some(score) = &args.score {
         let mut c = check(&f, score)?;
@@ -405,10 +398,7 @@ pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
     }
     eprint!("{}", table(&f));
     if let Some(out) = &args.out {
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        loam_pipeline::stage::write_atomic(out, &serde_json::to_vec_pretty(&f)?)?;
+        crate::config::write_creating(out, &serde_json::to_vec_pretty(&f)?)?;
     }
     Ok(serde_json::to_value(&f)?)
 }

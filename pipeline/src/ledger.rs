@@ -79,15 +79,16 @@ impl Ledger {
     }
 }
 
-fn stage_ledger(stage: &str, dir: &Path) -> Result<StageLedger> {
-    let mut l = StageLedger {
-        stage: stage.to_owned(),
-        ..Default::default()
-    };
+/// The stats of a stage folder's committed shards, in file-name order (none when it has no
+/// `_stats/`). Stats without a completion marker belong to a shard that did not finish.
+pub fn committed_stats(dir: &Path) -> Result<Vec<ShardStats>> {
     let stats_dir = dir.join(STATS_DIR);
-    let mut shards: Vec<ShardStats> = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(&stats_dir)
-        .map_err(|e| PipelineError::io(&stats_dir, e))?
+    let entries = match std::fs::read_dir(&stats_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PipelineError::io(&stats_dir, e)),
+    };
+    let mut names: Vec<_> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
@@ -96,16 +97,25 @@ fn stage_ledger(stage: &str, dir: &Path) -> Result<StageLedger> {
         })
         .collect();
     names.sort();
+    let mut shards = Vec::new();
     for p in names {
         let stem = p
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Stats without a completion marker belong to a shard that did not finish.
         if dir.join(DONE_DIR).join(&stem).exists() {
             shards.push(read_stats(&p)?);
         }
     }
+    Ok(shards)
+}
+
+fn stage_ledger(stage: &str, dir: &Path) -> Result<StageLedger> {
+    let mut l = StageLedger {
+        stage: stage.to_owned(),
+        ..Default::default()
+    };
+    let shards = committed_stats(dir)?;
     l.of = shards.first().map_or(0, |s| s.of);
     l.shards_committed = shards.len();
     for s in &shards {

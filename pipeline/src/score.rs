@@ -12,7 +12,8 @@
 //!
 //! q = clip((p̄(final) − p̄(raw)) / (p̄(pos) − p̄(raw)), 0, 1) per model; the corpus's q is
 //! the models' q weighted by their share of the final sample's bytes.
-use std::collections::{BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,10 +28,12 @@ use crate::dedup::minhash::{MinHasher, Scratch};
 use crate::dedup::text::Normalize;
 use crate::dedup::MinhashConfig;
 use crate::error::{PipelineError, Result};
+use crate::ledger::committed_stats;
+use crate::quality::score::{load_models, score_text};
 use crate::quality::sources::for_each_doc;
-use crate::quality::{score::load_models, QualityConfig};
+use crate::quality::QualityConfig;
 use crate::schema::{id_and_text, scan_columns};
-use crate::stage::{committed_outputs, fingerprint, par_map, read_stats, ShardStats, STATS_DIR};
+use crate::stage::{committed_outputs, fingerprint, par_map, ShardStats};
 use crate::FilterConfig;
 
 /// `[score]` settings (the allocation half is read by the binary).
@@ -199,6 +202,21 @@ impl ScoreInputs<'_> {
     }
 }
 
+thread_local! {
+    /// Each thread's exact-hash buffer and MinHash scratch for the final pass.
+    static SCRATCH: RefCell<(Vec<u8>, Scratch)> = RefCell::new((Vec::new(), Scratch::default()));
+}
+
+/// The error of a run without a quality model: q is measured with it.
+pub fn require_quality_model(cfg: &QualityConfig) -> Result<()> {
+    if !cfg.enabled || cfg.models.is_empty() {
+        return Err(PipelineError::Config(
+            "score needs the run's quality model (q is measured with it): add a [[quality.models]] entry with positives (some `heldout = true`) and negatives".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn sample_key(id: &str, seed: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed ^ 0x7363_6f72_6500_0000)
 }
@@ -227,24 +245,6 @@ fn sample_cut(files: &[PathBuf], k: u64, seed: u64, setting: &str) -> Result<Opt
         })?;
     }
     Ok(keys.last().copied())
-}
-
-/// Sums the committed stats files of `stage` (empty when it has none).
-fn stage_stats(run_dir: &Path, stage: &str) -> Result<Vec<ShardStats>> {
-    let dir = run_dir.join(stage).join(STATS_DIR);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-"))
-        })
-        .collect();
-    paths.sort();
-    paths.iter().map(|p| read_stats(p)).collect()
 }
 
 fn counter(stats: &[ShardStats], key: &str) -> Option<u64> {
@@ -284,11 +284,7 @@ fn gzip_ratio(text: &str) -> f64 {
 /// q, its three means and the diagnostics for the run.
 pub fn score_corpus(inp: &ScoreInputs<'_>) -> Result<CorpusScore> {
     let cfg = inp.quality;
-    if !cfg.enabled || cfg.models.is_empty() {
-        return Err(PipelineError::Config(
-            "score needs the run's quality model (q is measured with it): add a [[quality.models]] entry with positives (some `heldout = true`) and negatives".into(),
-        ));
-    }
+    require_quality_model(cfg)?;
     let (models, _) = load_models(inp.run_dir, cfg, inp.seed)?;
     let norm = cfg.normalize;
     let threads = inp.threads.max(1);
@@ -305,11 +301,7 @@ pub fn score_corpus(inp: &ScoreInputs<'_>) -> Result<CorpusScore> {
             weight: 0.0,
         })
         .collect();
-    let score = |m: usize, text: &str| -> f32 {
-        let mut line = String::new();
-        norm.normalize_into(text, &mut line);
-        models[m].score_normalized(&line)
-    };
+    let score = |m: usize, text: &str| score_text(&models[m], &norm, text);
 
     // pos: every held-out positive document, the `k` smallest keys per model.
     for (m, mc) in cfg.models.iter().enumerate() {
@@ -384,7 +376,7 @@ pub fn score_corpus(inp: &ScoreInputs<'_>) -> Result<CorpusScore> {
     let exact_norm = inp.dedup_normalize;
     let (mut unscored_bytes, mut final_bytes, mut final_rows, mut copies) = (0u64, 0u64, 0u64, 0u64);
     let mut ratios: Vec<f64> = Vec::new();
-    let (mut seen_exact, mut seen_band): (HashMap<u128, ()>, HashMap<u64, ()>) = (HashMap::new(), HashMap::new());
+    let (mut seen_exact, mut seen_band): (HashSet<u128>, HashSet<u64>) = (HashSet::new(), HashSet::new());
     let (mut near, mut exact_dups) = (0u64, 0u64);
     if let Some(cut) = sample_cut(&finals, k, inp.seed, "tokenizer.upstream")? {
         for f in &finals {
@@ -409,12 +401,13 @@ pub fn score_corpus(inp: &ScoreInputs<'_>) -> Result<CorpusScore> {
                         let (mut ratio, mut exact, mut bands) = (0.0, 0u128, Vec::new());
                         if first_copy {
                             ratio = gzip_ratio(text);
-                            let mut buf = Vec::new();
-                            exact = exact_norm.exact_hash(text, &mut buf);
-                            let mut s = Scratch::default();
-                            if hasher.signature(text, &mut s) {
-                                hasher.band_keys(&s, &mut bands);
-                            }
+                            SCRATCH.with(|sc| {
+                                let (buf, s) = &mut *sc.borrow_mut();
+                                exact = exact_norm.exact_hash(text, buf);
+                                if hasher.signature(text, s) {
+                                    hasher.band_keys(s, &mut bands);
+                                }
+                            });
                         }
                         FinalRow {
                             model,
@@ -438,12 +431,12 @@ pub fn score_corpus(inp: &ScoreInputs<'_>) -> Result<CorpusScore> {
                             continue;
                         }
                         ratios.push(r.gzip_ratio);
-                        if seen_exact.insert(r.exact, ()).is_some() {
+                        if !seen_exact.insert(r.exact) {
                             exact_dups += 1;
                         }
                         let mut dup = false;
                         for band in &r.bands {
-                            dup |= seen_band.insert(*band, ()).is_some();
+                            dup |= !seen_band.insert(*band);
                         }
                         near += u64::from(dup);
                     }
@@ -500,7 +493,7 @@ pub fn score_corpus(inp: &ScoreInputs<'_>) -> Result<CorpusScore> {
     };
 
     // Ledger-side diagnostics.
-    let filter = stage_stats(inp.run_dir, "filter")?;
+    let filter = committed_stats(&inp.run_dir.join("filter"))?;
     let docs_in: u64 = filter.iter().map(|s| s.docs_in).sum();
     let lang_dropped: u64 = filter
         .iter()
@@ -511,8 +504,11 @@ pub fn score_corpus(inp: &ScoreInputs<'_>) -> Result<CorpusScore> {
     let filter_kept: u64 = filter.iter().map(|s| s.kept).sum();
     let filter_bytes_in: u64 = filter.iter().map(|s| s.bytes_in).sum();
     let raw_docs = docs_in.saturating_sub(lang_dropped);
-    let final_kept: u64 = stage_stats(inp.run_dir, inp.final_stage)?.iter().map(|s| s.kept).sum();
-    let tok = stage_stats(inp.run_dir, "tokenize")?;
+    let final_kept: u64 = committed_stats(&inp.run_dir.join(inp.final_stage))?
+        .iter()
+        .map(|s| s.kept)
+        .sum();
+    let tok = committed_stats(&inp.run_dir.join("tokenize"))?;
     let tokens = counter(&tok, "tokens").unwrap_or(0);
     let text_bytes = counter(&tok, "text_bytes").unwrap_or(0);
     let unique_tokens = counter(&tok, "unique_tokens").unwrap_or(tokens);

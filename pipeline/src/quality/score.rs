@@ -35,6 +35,16 @@ thread_local! {
     /// Each scoring thread's normalised-text buffer.
     static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
+/// P(reference) of `text` under `model`, normalised into this thread's buffer (no
+/// allocation per document).
+pub(crate) fn score_text(model: &QualityModel, normalize: &Normalizer, text: &str) -> f32 {
+    LINE.with(|line| {
+        let mut line = line.borrow_mut();
+        normalize.normalize_into(text, &mut line);
+        model.score_normalized(&line)
+    })
+}
+
 /// The model index of a document no model covers.
 pub const NO_MODEL: u8 = u8::MAX;
 const ROW_BYTES: usize = 13;
@@ -186,11 +196,11 @@ impl Scorer {
                     let key = doc_key(ids.value(i), self.seed);
                     let lang = langs.filter(|l| l.is_valid(i)).map(|l| l.value(i));
                     match self.cfg.model_for(lang) {
-                        Some(m) => LINE.with(|line| {
-                            let mut line = line.borrow_mut();
-                            self.normalize.normalize_into(texts.value(i), &mut line);
-                            (m as u8, self.models[m].score_normalized(&line), key)
-                        }),
+                        Some(m) => (
+                            m as u8,
+                            score_text(&self.models[m], &self.normalize, texts.value(i)),
+                            key,
+                        ),
                         None => (NO_MODEL, 0.0, key),
                     }
                 });
