@@ -17,6 +17,8 @@ use loam_pipeline::score::ScoreConfig;
 use loam_pipeline::tokens::{TokenizeConfig, TokenizerConfig};
 use loam_pipeline::FilterConfig;
 use loam_train::TrainConfig;
+
+use crate::sweep::SweepConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +46,9 @@ struct RawConfig {
     score: ScoreConfig,
     #[serde(default)]
     train: TrainConfig,
+    /// Present: the IsoFLOP sweep steps run (unless `enabled = false`).
+    #[serde(default)]
+    sweep: Option<SweepConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +97,7 @@ pub struct Resolved {
     pub tokenize: TokenizeConfig,
     pub score: ScoreConfig,
     pub train: TrainConfig,
+    pub sweep: SweepConfig,
     /// `train.*` keys the config or `--set` gave (they win over `train.from_score`).
     #[serde(skip)]
     pub train_explicit: Vec<String>,
@@ -187,6 +193,7 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
         tokenize: TokenizeConfig::default(),
         score: ScoreConfig::default(),
         train: TrainConfig::default(),
+        sweep: None,
     };
     resolve(raw, Path::new(""))
 }
@@ -208,6 +215,7 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         tokenize: TokenizeConfig::default(),
         score: ScoreConfig::default(),
         train: TrainConfig::default(),
+        sweep: SweepConfig::off(),
         train_explicit: Vec::new(),
         train_provenance: Default::default(),
     }
@@ -334,7 +342,11 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
     let mut score = raw.score;
     score.validate().map_err(|e| usage(e.to_string()))?;
     score.calibration = score.calibration.map(|p| normalize(&base.join(p)));
+    let mut sweep = raw.sweep.unwrap_or_else(SweepConfig::off);
+    sweep.validate()?;
+    sweep.calibration = sweep.calibration.map(|p| normalize(&base.join(p)));
     Ok(Resolved {
+        sweep,
         score,
         train_explicit: Vec::new(),
         train_provenance: Default::default(),

@@ -11,7 +11,7 @@ use loam_pipeline::stage::ShardId;
 
 use crate::config::{Resolved, UsageError};
 use crate::runner::StageSummary;
-use crate::{corpus, quality, remix, score, tokens, training, Common};
+use crate::{corpus, quality, remix, score, sweep, tokens, training, Common};
 
 /// One step of the DAG.
 pub struct Step {
@@ -21,8 +21,8 @@ pub struct Step {
     pub stage: &'static str,
     /// `loam` arguments of one task, before `--config`.
     pub command: &'static str,
-    /// One task per shard (`--shard i --of n`), or one task for the whole run.
-    pub fan_out: bool,
+    /// One task for the whole run, one per shard, or one per sweep slot.
+    pub fan: Fan,
     /// A global task that must know the split (`--of n`), e.g. to write per-shard decisions.
     pub needs_split: bool,
     /// Steps whose every task must finish first (their committed output is this one's input).
@@ -32,6 +32,17 @@ pub struct Step {
     /// Whether the run's config includes the step (quality needs configured models).
     pub enabled: fn(&Resolved) -> bool,
     pub run: fn(&mut Ctx<'_>) -> Result<()>,
+}
+
+/// How many tasks a step is in a scheduler.
+#[derive(Clone, Copy)]
+pub enum Fan {
+    One,
+    /// One per shard: `--shard i --of n`.
+    Shards,
+    /// One per slot of the sweep's grid (`--slot i`; budgets × per_budget, known from the
+    /// config before the plan exists; a slot with no model of its own is a no-op).
+    Slots,
 }
 
 fn always(_: &Resolved) -> bool {
@@ -44,6 +55,10 @@ fn quality_on(cfg: &Resolved) -> bool {
 
 fn remix_on(cfg: &Resolved) -> bool {
     cfg.remix_enabled()
+}
+
+fn sweep_on(cfg: &Resolved) -> bool {
+    cfg.sweep.enabled && quality_on(cfg)
 }
 
 fn remix_classifier_on(cfg: &Resolved) -> bool {
@@ -145,7 +160,7 @@ pub const STEPS: &[Step] = &[
         name: "ingest",
         stage: "ingest",
         command: "ingest",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &[],
         ledger: true,
@@ -156,7 +171,7 @@ pub const STEPS: &[Step] = &[
         name: "filter",
         stage: "filter",
         command: "filter",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["ingest"],
         ledger: true,
@@ -167,7 +182,7 @@ pub const STEPS: &[Step] = &[
         name: "dedup_signatures",
         stage: "dedup",
         command: "dedup --phase signatures",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["filter"],
         ledger: false,
@@ -178,7 +193,7 @@ pub const STEPS: &[Step] = &[
         name: "dedup_cluster",
         stage: "dedup",
         command: "dedup --phase cluster",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: true,
         after: &["dedup_signatures"],
         ledger: false,
@@ -189,7 +204,7 @@ pub const STEPS: &[Step] = &[
         name: "dedup",
         stage: "dedup",
         command: "dedup --phase apply",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["dedup_cluster"],
         ledger: true,
@@ -202,7 +217,7 @@ pub const STEPS: &[Step] = &[
         name: "quality_train",
         stage: "quality",
         command: "quality train",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: false,
         after: &["filter"],
         ledger: false,
@@ -213,7 +228,7 @@ pub const STEPS: &[Step] = &[
         name: "quality_score",
         stage: "quality",
         command: "quality --phase score",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["quality_train", "dedup"],
         ledger: false,
@@ -224,7 +239,7 @@ pub const STEPS: &[Step] = &[
         name: "quality_threshold",
         stage: "quality",
         command: "quality --phase threshold",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: true,
         after: &["quality_score"],
         ledger: false,
@@ -235,7 +250,7 @@ pub const STEPS: &[Step] = &[
         name: "quality",
         stage: "quality",
         command: "quality --phase apply",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["quality_threshold"],
         ledger: true,
@@ -248,7 +263,7 @@ pub const STEPS: &[Step] = &[
         name: "remix_train",
         stage: "remix",
         command: "remix --phase train",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: false,
         after: &[],
         ledger: false,
@@ -259,7 +274,7 @@ pub const STEPS: &[Step] = &[
         name: "remix_assign",
         stage: "remix",
         command: "remix --phase assign",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["quality", "remix_train"],
         ledger: false,
@@ -270,7 +285,7 @@ pub const STEPS: &[Step] = &[
         name: "remix_plan",
         stage: "remix",
         command: "remix --phase plan",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: true,
         after: &["remix_assign"],
         ledger: false,
@@ -281,7 +296,7 @@ pub const STEPS: &[Step] = &[
         name: "remix",
         stage: "remix",
         command: "remix --phase apply",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["remix_plan"],
         ledger: true,
@@ -292,7 +307,7 @@ pub const STEPS: &[Step] = &[
         name: "tokenizer",
         stage: "tokenizer",
         command: "tokenizer train",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: false,
         after: &["remix"],
         ledger: false,
@@ -303,7 +318,7 @@ pub const STEPS: &[Step] = &[
         name: "tokenize",
         stage: "tokenize",
         command: "tokenize",
-        fan_out: true,
+        fan: Fan::Shards,
         needs_split: false,
         after: &["tokenizer"],
         ledger: true,
@@ -316,7 +331,7 @@ pub const STEPS: &[Step] = &[
         name: "score",
         stage: "score",
         command: "score",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: false,
         after: &["tokenize"],
         ledger: false,
@@ -327,12 +342,47 @@ pub const STEPS: &[Step] = &[
         name: "train",
         stage: "train",
         command: "train --resume",
-        fan_out: false,
+        fan: Fan::One,
         needs_split: false,
         after: &["score"],
         ledger: false,
         enabled: always,
         run: training::train_step,
+    },
+    // The IsoFLOP sweep: one plan from score.json, one resumable training task per grid
+    // slot, then the fit and the check of the score's prediction.
+    Step {
+        name: "sweep_plan",
+        stage: "sweep",
+        command: "sweep plan",
+        fan: Fan::One,
+        needs_split: false,
+        after: &["score"],
+        ledger: false,
+        enabled: sweep_on,
+        run: sweep::sweep_plan_step,
+    },
+    Step {
+        name: "sweep_run",
+        stage: "sweep",
+        command: "sweep run",
+        fan: Fan::Slots,
+        needs_split: false,
+        after: &["sweep_plan"],
+        ledger: false,
+        enabled: sweep_on,
+        run: sweep::sweep_run_step,
+    },
+    Step {
+        name: "sweep_fit",
+        stage: "sweep",
+        command: "sweep fit",
+        fan: Fan::One,
+        needs_split: false,
+        after: &["sweep_run"],
+        ledger: false,
+        enabled: sweep_on,
+        run: sweep::sweep_fit_step,
     },
 ];
 
@@ -442,7 +492,15 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
     let _ = writeln!(py, "LOAM = {}  # the loam binary on the workers", py_str(binary));
     let _ = writeln!(py, "CONFIG = {}", py_str(&config.display().to_string()));
     let _ = writeln!(py, "RUN_DIR = {}", py_str(&run_dir.display().to_string()));
-    let _ = writeln!(py, "SHARDS = {}\n", cfg.shards);
+    let _ = writeln!(py, "SHARDS = {}", cfg.shards);
+    if sweep_on(cfg) {
+        let _ = writeln!(
+            py,
+            "SWEEP_SLOTS = {}  # [sweep] budgets x per_budget",
+            cfg.sweep.budgets.len() * cfg.sweep.per_budget
+        );
+    }
+    let _ = writeln!(py);
     let _ = writeln!(
         py,
         "with DAG(dag_id={}, start_date=datetime(2024, 1, 1), schedule=None, catchup=False, tags=[\"loam\"]) as dag:",
@@ -452,7 +510,19 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
     let enabled: Vec<&Step> = STEPS.iter().filter(|s| (s.enabled)(cfg)).collect();
     for step in &enabled {
         let (name, args) = (step.name, step.command);
-        if step.fan_out {
+        if let Fan::Slots = step.fan {
+            let _ = writeln!(py, "    {name}_tasks = [");
+            let _ = writeln!(py, "        BashOperator(");
+            let _ = writeln!(py, "            task_id=f\"{name}_{{i:03d}}\",");
+            let _ = writeln!(
+                py,
+                "            bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' --slot {{i}}\","
+            );
+            let _ = writeln!(py, "            retries=2,");
+            let _ = writeln!(py, "        )");
+            let _ = writeln!(py, "        for i in range(SWEEP_SLOTS)");
+            let _ = writeln!(py, "    ]");
+        } else if let Fan::Shards = step.fan {
             let _ = writeln!(py, "    {name}_tasks = [");
             let _ = writeln!(py, "        BashOperator(");
             let _ = writeln!(py, "            task_id=f\"{name}_{{i:05d}}_of_{{SHARDS:05d}}\",");

@@ -48,8 +48,8 @@ enum Command {
         /// Write the run here instead of the config's run.dir (relative to the working directory).
         #[arg(long)]
         run_dir: Option<PathBuf>,
-        /// Stop after this stage (default: every stage, training last): ingest, filter,
-        /// dedup, quality, remix, tokenizer, tokenize, score or train.
+        /// Stop after this stage (default: every stage): ingest, filter, dedup, quality,
+        /// remix, tokenizer, tokenize, score, train or sweep (which runs only with [sweep]).
         #[arg(long)]
         until: Option<String>,
     },
@@ -76,11 +76,9 @@ enum Command {
     /// The corpus quality score q, the scaling exponents it implies, and for each compute
     /// budget the model shape, learning rate, batch and tokens (`score/score.json`).
     Score(ScoreArgs),
-    /// Scaling-law fits: `sweep fit --points FILE.csv` (approach 2, approach 3, bootstrap).
-    Sweep {
-        #[command(subcommand)]
-        action: SweepAction,
-    },
+    /// The IsoFLOP sweep on the run's tokens (`--config`: plan → runs → fit, `sweep/`), and
+    /// scaling-law fits of points you have (`sweep fit --points FILE.csv`).
+    Sweep(sweep::SweepArgs),
     /// Train the LLaMA-style model on the token shards (CPU; CUDA with --features cuda).
     Train(ModelTrainArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
@@ -174,7 +172,7 @@ struct TokenizeArgs {
 }
 
 #[derive(Args)]
-struct Common {
+pub struct Common {
     /// Override a config value: --set ingest.max_record_bytes=1048576 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -285,13 +283,6 @@ struct RemixArgs {
 }
 
 #[derive(Subcommand)]
-enum SweepAction {
-    /// Fit points you already have (CSV: flops, m or params, tokens, loss) with both
-    /// approaches and the bootstrap; stdout: the fit JSON, a table on stderr.
-    Fit(sweep::SweepFitArgs),
-}
-
-#[derive(Subcommand)]
 enum QualityAction {
     /// Train (or adopt) the run's quality models and write their model cards (one task).
     Train(QualityTrainArgs),
@@ -395,9 +386,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Command::Quality(args) => quality::quality_cmd(args).map(Output::Line),
         Command::Remix(args) => remix::remix_cmd(args).map(Output::Line),
         Command::Score(args) => score::score_cmd(args).map(Output::Line),
-        Command::Sweep {
-            action: SweepAction::Fit(args),
-        } => sweep::sweep_fit_cmd(args).map(Output::Line),
+        Command::Sweep(args) => sweep::sweep_cmd(args).map(Output::Line),
         Command::Dag {
             config,
             binary,
@@ -463,7 +452,8 @@ fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde
         of: cfg.shards,
         report: dag::Report::default(),
     };
-    dag::run_all(&mut ctx, until.unwrap_or("train"))?;
+    let last = dag::stages().last().copied().unwrap_or("train");
+    dag::run_all(&mut ctx, until.unwrap_or(last))?;
     let ledger = dag::ledger(&cfg.run_dir)?;
     eprint!("{}", ledger.table());
     if !ledger.balanced() {
@@ -475,7 +465,15 @@ fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde
     eprintln!("outputs: {}", display(&cfg.run_dir));
     let mut report = ctx.report;
     let mut keys = Vec::new();
-    for k in ["dedup_curve", "quality_threshold", "remix", "tokens", "score", "train"] {
+    for k in [
+        "dedup_curve",
+        "quality_threshold",
+        "remix",
+        "tokens",
+        "score",
+        "train",
+        "sweep",
+    ] {
         keys.push((k, report.extra.remove(k).unwrap_or_default()));
     }
     let mut line = report.line(&cfg.run_dir, &[("ledger", "balanced".into())]);

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::UsageError;
 
+pub mod runner;
+pub use runner::SweepConfig;
+
 pub const FIT_SCHEMA: &str = "loam.fit/1";
 /// Huber δ of SCALING.md §4 (Epoch's replication).
 pub const HUBER_DELTA: f64 = 1e-3;
@@ -46,8 +49,15 @@ pub struct FitFile {
     pub approach3: Approach3,
     pub bootstrap: Bootstrap,
     pub note: String,
-    /// The score's prediction against this fit (`--score`).
+    /// What makes a number above less trustworthy (refused budgets, a degenerate bootstrap,
+    /// a non-physical law), stated beside it rather than hidden.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The score's prediction against this fit (`--score`, and every sweep).
     pub check: Option<Check>,
+    /// A sweep's runs, outliers, centres and validation set (absent for `--points`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<runner::SweepInfo>,
 }
 
 /// SCALING.md §4's recalibration: z = (â − a(q)) / √(σ_a² + s²), |z| ≤ 2 "consistent".
@@ -63,14 +73,16 @@ pub struct Check {
     pub measured_by: String,
     pub a_hat: f64,
     /// From the bootstrap's 95% interval: (hi − lo)/(2·1.96); else approach 2's OLS s.e.
-    pub s: f64,
-    pub z: f64,
+    /// None when the fit gives no usable uncertainty (then no verdict and no record).
+    pub s: Option<f64>,
+    pub z: Option<f64>,
+    /// `consistent` (|z| ≤ 2), `rejected`, or `undetermined: …` (why).
     pub verdict: String,
-    /// The line updated by this measurement, at this q.
+    /// The line updated by this measurement, at this q (the prediction when undetermined).
     pub a_post: f64,
     /// The calibration file the record was appended to (`--calibration`).
     pub recorded_in: Option<PathBuf>,
-    pub record: CalibrationRecord,
+    pub record: Option<CalibrationRecord>,
 }
 
 /// Reads a points CSV: `flops`, `m` or `params`, `tokens`, `loss` (others ignored); an
@@ -171,7 +183,9 @@ pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64,
     let mut budgets: Vec<f64> = points.iter().map(|p| p.budget).collect();
     budgets.sort_by(f64::total_cmp);
     budgets.dedup();
+    let warnings = warnings(a2.as_ref().ok(), &a3, &boot);
     Ok(FitFile {
+        warnings,
         schema: FIT_SCHEMA.into(),
         size,
         points: points.len(),
@@ -189,11 +203,54 @@ pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64,
             SizeKind::N => "size = N (parameters), C ≈ 6ND: the exponents are in N, as Chinchilla's (not comparable with DeepSeek's a in M)".into(),
         },
         check: None,
+        sweep: None,
     })
 }
 
-/// Tests the score's predicted a against the fit and builds the calibration record.
-pub fn check(f: &FitFile, score_file: &Path) -> Result<Check> {
+fn degenerate(i: &Option<Interval>) -> bool {
+    i.is_none_or(|i| i.hi.partial_cmp(&i.lo) != Some(std::cmp::Ordering::Greater))
+}
+
+/// Approach 3's law is physical: both exponents positive.
+fn physical(a3: &Approach3) -> bool {
+    a3.law.alpha > 0.0 && a3.law.beta > 0.0
+}
+
+fn warnings(a2: Option<&Approach2>, a3: &Approach3, boot: &Bootstrap) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(a2) = a2 {
+        for s in &a2.slices {
+            if let Some(r) = &s.refused {
+                w.push(format!("approach 2 refused C = {:.3e}: {r}", s.budget));
+            }
+        }
+        if a2.size.se_exponent.is_none() {
+            w.push(format!(
+                "approach 2 rests on {} budgets: no residual degree of freedom, no OLS standard error",
+                a2.size.budgets
+            ));
+        }
+        let n = boot.config.resamples;
+        if boot.a2_failed * 2 > n || degenerate(&boot.a2) {
+            w.push(format!(
+                "approach 2's bootstrap fitted {} of {n} resamples{}: too few distinct sizes per budget to resample",
+                n - boot.a2_failed,
+                if degenerate(&boot.a2) { ", all alike" } else { "" }
+            ));
+        }
+    }
+    if !physical(a3) {
+        w.push(format!(
+            "approach 3's law is not physical (α = {:.4}, β = {:.4}; both must be positive): too few points for its 5 parameters",
+            a3.law.alpha, a3.law.beta
+        ));
+    }
+    w
+}
+
+/// Tests the score's predicted a against the fit and builds the calibration record (of
+/// `design`, the runs' own, when given; else the score's).
+pub fn check(f: &FitFile, score_file: &Path, design: Option<&scaling::Design>) -> Result<Check> {
     if f.size != SizeKind::M {
         anyhow::bail!(UsageError(format!(
             "--score compares with the score's a, which is in M (non-embedding FLOPs/token); {} points give exponents in N: give an `m` column",
@@ -207,37 +264,50 @@ pub fn check(f: &FitFile, score_file: &Path) -> Result<Check> {
         ))
     })?;
     let z95 = 1.959_963_984_540_054;
-    let (by, a_hat, s) = match (&f.approach2.fit, f.bootstrap.a2) {
-        (Some(a2), Some(i)) => (
+    let half = |i: &Option<Interval>| i.filter(|i| i.hi > i.lo).map(|i| (i.hi - i.lo) / (2.0 * z95));
+    let boot_ok = f.bootstrap.a2_failed * 2 <= f.bootstrap.config.resamples;
+    // Approach 2 (DeepSeek's method) with its bootstrap, else its OLS s.e.; approach 3 only
+    // when approach 2 did not fit and its law is physical.
+    let (by, a_hat, s) = match &f.approach2.fit {
+        Some(a2) => (
             "approach 2 (IsoFLOP vertices)",
             a2.size.exponent,
-            (i.hi - i.lo) / (2.0 * z95),
+            half(&f.bootstrap.a2).filter(|_| boot_ok).or(a2.size.se_exponent),
         ),
-        (Some(a2), None) => (
-            "approach 2 (IsoFLOP vertices)",
-            a2.size.exponent,
-            a2.size.se_exponent.unwrap_or(f64::NAN),
-        ),
-        (None, _) => (
+        None => (
             "approach 3 (parametric law)",
             f.approach3.a,
-            f.bootstrap.a3.map_or(f64::NAN, |i| (i.hi - i.lo) / (2.0 * z95)),
+            half(&f.bootstrap.a3).filter(|_| physical(&f.approach3)),
         ),
     };
-    if !(s.is_finite() && s > 0.0) {
-        anyhow::bail!(UsageError(format!(
-            "the fit's uncertainty on a is {s}: add budgets or resamples (--resamples) so that the bootstrap spreads"
-        )));
-    }
+    let s = s.filter(|s| s.is_finite() && *s > 0.0);
     let line = sc.calibration.line;
+    let Some(s) = s else {
+        return Ok(Check {
+            score_file: score_file.to_owned(),
+            q: sc.q,
+            a_predicted: line.a(sc.q),
+            sigma_predicted: line.sigma,
+            predicted_by: sc.calibration.source.clone(),
+            measured_by: by.into(),
+            a_hat,
+            s: None,
+            z: None,
+            verdict: "undetermined: the fit gives no usable uncertainty on a (see warnings); add models per budget (≥ 5) or budgets (≥ 3)".into(),
+            a_post: line.a(sc.q),
+            recorded_in: None,
+            record: None,
+        });
+    };
     let z = scaling::z_score(&line, sc.q, a_hat, s);
+    let design = design.cloned().unwrap_or_else(|| sc.design.clone());
     let record = CalibrationRecord {
         schema: scaling::CALIBRATION_SCHEMA.into(),
         q: sc.q,
         a_hat,
         s,
-        design: sc.design.clone(),
-        design_hash: sc.design_hash.clone(),
+        design_hash: design.hash(),
+        design,
         source: serde_json::json!({"score": score_file, "fit": by, "points": f.points, "budgets": f.budgets}),
     };
     Ok(Check {
@@ -248,12 +318,12 @@ pub fn check(f: &FitFile, score_file: &Path) -> Result<Check> {
         predicted_by: sc.calibration.source.clone(),
         measured_by: by.into(),
         a_hat,
-        s,
-        z,
+        s: Some(s),
+        z: Some(z),
         verdict: if z.abs() <= 2.0 { "consistent" } else { "rejected" }.into(),
         a_post: scaling::calibrate(line, std::slice::from_ref(&record)).a(sc.q),
         recorded_in: None,
-        record,
+        record: Some(record),
     })
 }
 
@@ -270,6 +340,20 @@ fn append_record(path: &Path, record: &CalibrationRecord) -> Result<()> {
     text.push_str(&serde_json::to_string(record)?);
     text.push('\n');
     crate::config::write_creating(path, text.as_bytes())
+}
+
+/// Appends `record` unless a record from the same fit (`fingerprint` in its source) is
+/// already there: a rerun of a finished sweep does not count its measurement twice.
+fn append_record_once(path: &Path, record: &CalibrationRecord, fingerprint: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let seen = text.lines().any(|l| {
+        serde_json::from_str::<CalibrationRecord>(l)
+            .is_ok_and(|r| r.source.get("sweep").and_then(|v| v.as_str()) == Some(fingerprint))
+    });
+    if seen {
+        return Ok(());
+    }
+    append_record(path, record)
 }
 
 fn show(i: &Option<Interval>) -> String {
@@ -334,18 +418,21 @@ pub fn table(f: &FitFile) -> String {
         f.approach3.converged_starts,
         f.approach3.starts
     );
+    for w in &f.warnings {
+        let _ = writeln!(t, "  warning: {w}");
+    }
     if let Some(c) = &f.check {
         let _ = writeln!(
             t,
-            "  score's prediction: a({:.3}) = {:.4} ± {:.3} ({}); measured {:.4} ± {:.4} by {}; z = {:+.2}: {}; a_post = {:.4}{}",
+            "  score's prediction: a({:.3}) = {:.4} ± {:.3} ({}); measured {:.4} ± {} by {}; z = {}: {}; a_post = {:.4}{}",
             c.q,
             c.a_predicted,
             c.sigma_predicted,
             c.predicted_by,
             c.a_hat,
-            c.s,
+            c.s.map_or("?".into(), |s| format!("{s:.4}")),
             c.measured_by,
-            c.z,
+            c.z.map_or("-".into(), |z| format!("{z:+.2}")),
             c.verdict,
             c.a_post,
             c.recorded_in.as_ref().map_or(String::new(), |p| format!("; recorded in {}", p.display()))
@@ -355,43 +442,199 @@ pub fn table(f: &FitFile) -> String {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    pub action: Option<SweepAction>,
+    /// The run's TOML config ([sweep] lives there): plan, every run, then the fit.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Runs at once (default: [sweep] jobs, else the cores / threads_per_run).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub common: crate::Common,
+}
+
+#[derive(clap::Subcommand)]
+pub enum SweepAction {
+    /// Lay the grid out around score.json's M_opt (sweep/plan.json); one task.
+    Plan(SweepPlanArgs),
+    /// Train one slot of the plan into sweep/run-NNN (resumable; one task per slot).
+    Run(SweepRunArgs),
+    /// Fit the sweep's runs (--config), or points you already have (--points FILE.csv:
+    /// flops, m or params, tokens, loss) with both approaches and the bootstrap; stdout: the
+    /// fit JSON, a table on stderr.
+    Fit(SweepFitArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SweepPlanArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub common: crate::Common,
+}
+
+#[derive(clap::Args)]
+pub struct SweepRunArgs {
+    /// The run's TOML config; or --run DIR (the plan holds every setting of the run).
+    #[arg(long, conflicts_with = "run")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// The grid slot: budget index × per_budget + model index.
+    #[arg(long)]
+    pub slot: usize,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(clap::Args)]
 pub struct SweepFitArgs {
     /// CSV with columns flops, m (or params), tokens, loss; optional budget.
+    #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+    pub points: Option<PathBuf>,
+    /// The run's TOML config: fit its sweep's runs into sweep/fit.json.
     #[arg(long)]
-    pub points: PathBuf,
+    pub config: Option<PathBuf>,
     /// Also write the fit here (pretty JSON).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Bootstrap resamples (stratified by budget).
-    #[arg(long, default_value_t = 1000)]
-    pub resamples: usize,
-    /// Seed of the bootstrap's ChaCha streams.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Bootstrap resamples (stratified by budget; with --config: [sweep] resamples).
+    #[arg(long)]
+    pub resamples: Option<usize>,
+    /// Seed of the bootstrap's ChaCha streams (with --config: [sweep] seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Threads for the starts and resamples (default: all cores); the result is the same.
     #[arg(long)]
     pub threads: Option<usize>,
     /// A run's score/score.json: test its predicted a against this fit (z, verdict, a_post).
-    #[arg(long)]
+    #[arg(long, requires = "points")]
     pub score: Option<PathBuf>,
     /// Append the measurement to this calibration file (JSON lines `score.calibration` reads).
     #[arg(long, requires = "score")]
     pub calibration: Option<PathBuf>,
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+    pub overrides: Vec<String>,
+}
+
+/// A sweep's result line: the fit's headline numbers.
+fn headline(f: &FitFile) -> serde_json::Value {
+    serde_json::json!({
+        "a_approach2": f.a_approach2, "a_approach3": f.a_approach3,
+        "a2_interval": f.bootstrap.a2, "a3_interval": f.bootstrap.a3,
+        "points": f.points, "budgets": f.budgets,
+        "z": f.check.as_ref().map(|c| c.z), "verdict": f.check.as_ref().map(|c| c.verdict.clone()),
+        "a_predicted": f.check.as_ref().map(|c| c.a_predicted), "a_post": f.check.as_ref().map(|c| c.a_post),
+    })
+}
+
+pub fn sweep_plan_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
+    let p = runner::commit_plan(ctx.cfg, ctx.common.force)?;
+    ctx.report.set(
+        "sweep_plan",
+        serde_json::json!({"runs": p.runs.len(), "slots": p.slots, "a_predicted": p.a_predicted}),
+    );
+    Ok(())
+}
+
+pub fn sweep_run_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
+    let plan = runner::read_plan(&ctx.cfg.run_dir)?;
+    let jobs = runner::jobs(ctx.cfg, None, crate::threads(ctx.common));
+    runner::run_slots(ctx.cfg, &plan, jobs)
+}
+
+pub fn sweep_fit_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
+    let f = runner::fit_sweep(ctx.cfg, crate::threads(ctx.common))?;
+    ctx.report.set("sweep", headline(&f));
+    Ok(())
+}
+
+/// `loam sweep [--config C]` and its subcommands.
+pub fn sweep_cmd(args: SweepArgs) -> Result<serde_json::Value> {
+    match args.action {
+        Some(SweepAction::Plan(a)) => {
+            let cfg = sweep_config(&a.config, &a.common.overrides)?;
+            crate::dag::Ctx::new(&cfg, &a.common, &crate::Split::default())?.run(&["sweep_plan"])
+        }
+        Some(SweepAction::Run(a)) => {
+            let run_dir = match (&a.config, &a.run) {
+                (Some(c), _) => sweep_config(c, &a.overrides)?.run_dir,
+                (None, Some(r)) => r.clone(),
+                (None, None) => anyhow::bail!(UsageError("give --config FILE or --run DIR".into())),
+            };
+            runner::run_slot(&run_dir, a.slot)
+        }
+        Some(SweepAction::Fit(a)) if a.config.is_some() => {
+            let mut overrides = a.overrides.clone();
+            if let Some(r) = a.resamples {
+                overrides.push(format!("sweep.resamples={r}"));
+            }
+            if let Some(s) = a.seed {
+                overrides.push(format!("sweep.seed={s}"));
+            }
+            let cfg = sweep_config(a.config.as_deref().unwrap_or(Path::new("")), &overrides)?;
+            let f = runner::fit_sweep(&cfg, crate::threads_or_all(a.threads))?;
+            if let Some(out) = &a.out {
+                crate::config::write_creating(out, &serde_json::to_vec_pretty(&f)?)?;
+            }
+            Ok(serde_json::to_value(&f)?)
+        }
+        Some(SweepAction::Fit(a)) => sweep_fit_cmd(a),
+        None => {
+            let Some(config) = &args.config else {
+                anyhow::bail!(UsageError(
+                    "give --config FILE (a run with [sweep]), or a subcommand: plan, run, fit".into()
+                ));
+            };
+            let mut overrides = args.common.overrides.clone();
+            if let Some(j) = args.jobs {
+                overrides.push(format!("sweep.jobs={j}"));
+            }
+            let cfg = sweep_config(config, &overrides)?;
+            let ctx = crate::dag::Ctx::new(&cfg, &args.common, &crate::Split::default())?;
+            ctx.run(&["sweep_plan", "sweep_run", "sweep_fit"])
+        }
+    }
+}
+
+/// The config of a sweep command: it must have a `[sweep]` section and quality models.
+fn sweep_config(path: &Path, overrides: &[String]) -> Result<crate::config::Resolved> {
+    let cfg = crate::config::load(path, overrides)?;
+    if !cfg.sweep.enabled {
+        anyhow::bail!(UsageError(format!(
+            "{}: no [sweep] section (or sweep.enabled = false); add one with budgets = [...]",
+            path.display()
+        )));
+    }
+    if !cfg.quality_enabled() {
+        anyhow::bail!(UsageError(format!(
+            "{}: the sweep is centred on the score, which needs [[quality.models]]",
+            path.display()
+        )));
+    }
+    Ok(cfg)
 }
 
 pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
-    if args.resamples == 0 {
+    let resamples = args.resamples.unwrap_or(1000);
+    if resamples == 0 {
         anyhow::bail!(UsageError(
             "--resamples must be at least 1 (SCALING.md: 1000 or more)".into()
         ));
     }
-    let (points, size) = read_points(&args.points)?;
+    let Some(points_file) = &args.points else {
+        anyhow::bail!(UsageError("give --points FILE.csv or --config FILE".into()));
+    };
+    let (points, size) = read_points(points_file)?;
     let threads = crate::threads_or_all(args.threads);
-    let mut f = fit_points(&points, size, args.resamples, args.seed, threads)?;
+    let mut f = fit_points(&points, size, resamples, args.seed.unwrap_or(0), threads)?;
     if let Some(score) = &args.score {
-        let mut c = check(&f, score)?;
-        if let Some(cal) = &args.calibration {
-            append_record(cal, &c.record)?;
+        let mut c = check(&f, score, None)?;
+        if let (Some(cal), Some(r)) = (&args.calibration, &c.record) {
+            append_record(cal, r)?;
             c.recorded_in = Some(cal.clone());
         }
         f.check = Some(c);
@@ -401,4 +644,33 @@ pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
         crate::config::write_creating(out, &serde_json::to_vec_pretty(&f)?)?;
     }
     Ok(serde_json::to_value(&f)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweeps_record_is_appended_once_however_often_its_fit_is_rerun() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let cal = tmp.path().join("cal/calibration.jsonl");
+        let design = scaling::Design::loam(32, 1024);
+        let record = |fp: &str| CalibrationRecord {
+            schema: scaling::CALIBRATION_SCHEMA.into(),
+            q: 0.5,
+            a_hat: 0.52,
+            s: 0.02,
+            design_hash: design.hash(),
+            design: design.clone(),
+            source: serde_json::json!({ "sweep": fp }),
+        };
+        append_record_once(&cal, &record("aaaa"), "aaaa")?;
+        append_record_once(&cal, &record("aaaa"), "aaaa")?;
+        append_record_once(&cal, &record("bbbb"), "bbbb")?;
+        let text = std::fs::read_to_string(&cal)?;
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let back: Vec<CalibrationRecord> = text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+        assert_eq!(back[1].source["sweep"], "bbbb");
+        Ok(())
+    }
 }

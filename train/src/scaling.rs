@@ -218,6 +218,9 @@ pub fn smallest_m(rules: &ShapeRules) -> Option<f64> {
 /// One run of an IsoFLOP sweep: a shape trained on whole batches within its budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GridRun {
+    /// Position in the grid, budget-major: budget index · per_budget + k (stable, so a
+    /// scheduler can name one task per slot before the plan exists).
+    pub slot: usize,
     pub budget: f64,
     /// The M this run was aimed at (M_opt·span^(k/(n−1) − ½)) and the shape that got nearest.
     pub m_target: f64,
@@ -238,16 +241,15 @@ pub struct Grid {
     pub dropped: Vec<(f64, f64)>,
 }
 
-/// `per_budget` targets per budget spaced evenly in ln M over ×`span`, centred on
-/// M_opt(C; a) (the score's prediction), each given its nearest shape under `rules`, η_opt(C)
-/// and B_opt(C) (SCALING.md §4). A shape reached twice in one budget is run once.
-pub fn sweep_grid(budgets: &[f64], per_budget: usize, span: f64, a: f64, rules: &ShapeRules) -> Grid {
+/// `per_budget` targets per budget spaced evenly in ln M over ×`span`, centred on the given
+/// M (the score's M_opt(C; a)), each given its nearest shape under `rules`, η_opt(C) and
+/// B_opt(C) (SCALING.md §4). A shape reached twice in one budget is run once.
+pub fn sweep_grid(budgets: &[(f64, f64)], per_budget: usize, span: f64, rules: &ShapeRules) -> Grid {
     let mut grid = Grid {
         runs: Vec::new(),
         dropped: Vec::new(),
     };
-    for &c in budgets {
-        let centre = m_opt(c, a);
+    for (i, &(c, centre)) in budgets.iter().enumerate() {
         let batch_seqs = ((b_opt(c) / rules.seq_len as f64).round() as usize).max(1);
         let step = (batch_seqs * rules.seq_len) as u64;
         let mut taken: Vec<(usize, usize)> = Vec::new();
@@ -266,6 +268,7 @@ pub fn sweep_grid(budgets: &[f64], per_budget: usize, span: f64, a: f64, rules: 
             taken.push((shape.n_layer, shape.d_model));
             let tokens = ((c / shape.m) / step as f64).floor() as u64 * step;
             grid.runs.push(GridRun {
+                slot: i * per_budget + k,
                 budget: c,
                 m_target: target,
                 peak_lr: eta_opt(c),
@@ -483,7 +486,8 @@ mod tests {
             ..ShapeRules::default()
         };
         let budgets = [1e12, 1e13, 1e14];
-        let grid = sweep_grid(&budgets, 7, 16.0, 0.52, &rules);
+        let centres: Vec<(f64, f64)> = budgets.iter().map(|&c| (c, m_opt(c, 0.52))).collect();
+        let grid = sweep_grid(&centres, 7, 16.0, &rules);
         for &c in &budgets {
             let runs: Vec<&GridRun> = grid.runs.iter().filter(|r| r.budget == c).collect();
             assert!(
@@ -498,6 +502,8 @@ mod tests {
                 .fold((f64::INFINITY, 0.0f64), |(a, b), &m| (a.min(m), b.max(m)));
             assert!(hi / lo >= 8.0, "C = {c:e}: M spans only {:.1}×", hi / lo);
             assert!(ms.windows(2).all(|w| w[0] < w[1]), "sizes ascend: {ms:?}");
+            let i = budgets.iter().position(|&b| b == c);
+            assert!(runs.iter().all(|r| Some(r.slot / 7) == i), "slots are budget-major");
             for r in runs {
                 // Whole batches, never over budget, at most one batch short.
                 let step = (r.batch_seqs * rules.seq_len) as f64;
@@ -508,10 +514,9 @@ mod tests {
         }
         // Under DeepSeek's own ratio range the small end collapses onto one shape.
         let strict = sweep_grid(
-            &[1e12],
+            &[(1e12, m_opt(1e12, 0.52))],
             7,
             16.0,
-            0.52,
             &ShapeRules {
                 seq_len: 256,
                 vocab_size: 8192,
