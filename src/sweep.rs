@@ -183,7 +183,18 @@ pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64,
     let mut budgets: Vec<f64> = points.iter().map(|p| p.budget).collect();
     budgets.sort_by(f64::total_cmp);
     budgets.dedup();
-    let warnings = warnings(a2.as_ref().ok(), &a3, &boot);
+    let mut boot = boot;
+    let mut warnings = warnings(a2.as_ref().ok(), &a3, &boot);
+    if a2.is_err() && boot.a2.is_some() {
+        // Resamples that happened to fit are a biased subset when the data itself does not.
+        warnings.push(format!(
+            "approach 2's bootstrap interval is withheld: approach 2 does not fit the points themselves ({} of {} resamples did)",
+            boot.config.resamples - boot.a2_failed,
+            boot.config.resamples
+        ));
+        boot.a2 = None;
+        boot.b2 = None;
+    }
     Ok(FitFile {
         warnings,
         schema: FIT_SCHEMA.into(),
