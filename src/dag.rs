@@ -510,29 +510,22 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
     let enabled: Vec<&Step> = STEPS.iter().filter(|s| (s.enabled)(cfg)).collect();
     for step in &enabled {
         let (name, args) = (step.name, step.command);
-        if let Fan::Slots = step.fan {
+        let fanned = match step.fan {
+            Fan::Slots => Some(("{i:03d}", "--slot {i}", "SWEEP_SLOTS")),
+            Fan::Shards => Some(("{i:05d}_of_{SHARDS:05d}", "--shard {i} --of {SHARDS}", "SHARDS")),
+            Fan::One => None,
+        };
+        if let Some((id, flags, count)) = fanned {
             let _ = writeln!(py, "    {name}_tasks = [");
             let _ = writeln!(py, "        BashOperator(");
-            let _ = writeln!(py, "            task_id=f\"{name}_{{i:03d}}\",");
+            let _ = writeln!(py, "            task_id=f\"{name}_{id}\",");
             let _ = writeln!(
                 py,
-                "            bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' --slot {{i}}\","
+                "            bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' {flags}\","
             );
             let _ = writeln!(py, "            retries=2,");
             let _ = writeln!(py, "        )");
-            let _ = writeln!(py, "        for i in range(SWEEP_SLOTS)");
-            let _ = writeln!(py, "    ]");
-        } else if let Fan::Shards = step.fan {
-            let _ = writeln!(py, "    {name}_tasks = [");
-            let _ = writeln!(py, "        BashOperator(");
-            let _ = writeln!(py, "            task_id=f\"{name}_{{i:05d}}_of_{{SHARDS:05d}}\",");
-            let _ = writeln!(
-                py,
-                "            bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' --shard {{i}} --of {{SHARDS}}\","
-            );
-            let _ = writeln!(py, "            retries=2,");
-            let _ = writeln!(py, "        )");
-            let _ = writeln!(py, "        for i in range(SHARDS)");
+            let _ = writeln!(py, "        for i in range({count})");
             let _ = writeln!(py, "    ]");
         } else {
             let of = if step.needs_split { " --of {SHARDS}" } else { "" };

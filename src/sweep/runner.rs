@@ -212,6 +212,22 @@ pub struct Outcome {
     pub resumed_from: Option<u64>,
 }
 
+impl Outcome {
+    /// One line of progress: the run, its shape and budget, how it ended.
+    fn line(&self, dir: &str) -> String {
+        format!(
+            "sweep: {dir} ({} × {}, C = {:.3e}) {}: {} bits/byte in {:.1} s ({:.1} CPU s)",
+            self.n_layer,
+            self.d_model,
+            self.compute,
+            self.status,
+            self.val_bpb.map_or("-".into(), |b| format!("{b:.4}")),
+            self.wall_s,
+            self.cpu_s
+        )
+    }
+}
+
 /// A run of the fit's table: kept, or dropped with its reason.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRow {
@@ -577,17 +593,7 @@ pub fn run_slot(run_dir: &Path, slot: usize) -> Result<serde_json::Value> {
     o.wall_s = wall0.elapsed().as_secs_f64();
     o.cpu_s = cpu_seconds() - cpu0;
     crate::config::write_creating(&outcome_path(run_dir, r), &serde_json::to_vec_pretty(&o)?)?;
-    eprintln!(
-        "sweep: {} ({} × {}, C = {:.3e}) {}: {} bits/byte in {:.1} s ({:.1} CPU s)",
-        r.dir,
-        o.n_layer,
-        o.d_model,
-        o.compute,
-        o.status,
-        o.val_bpb.map_or("-".into(), |b| format!("{b:.4}")),
-        o.wall_s,
-        o.cpu_s
-    );
+    eprintln!("{}", o.line(&r.dir));
     Ok(serde_json::json!({"ok": true, "slot": slot, "status": o.status, "outcome": o}))
 }
 
@@ -648,16 +654,7 @@ pub fn run_slots(cfg: &Resolved, plan: &Plan, jobs: usize) -> Result<()> {
                             f.push(p);
                         }
                     } else if let Ok(Some(o)) = read_outcome(run_dir, r) {
-                        eprintln!(
-                            "sweep: {} ({} × {}, C = {:.3e}) {}: {} bits/byte, {:.1} s",
-                            r.dir,
-                            o.n_layer,
-                            o.d_model,
-                            o.compute,
-                            o.status,
-                            o.val_bpb.map_or("-".into(), |b| format!("{b:.4}")),
-                            o.wall_s
-                        );
+                        eprintln!("{}", o.line(&r.dir));
                     }
                 }
             });
