@@ -17,9 +17,9 @@ use loam_pipeline::score::ScoreConfig;
 use loam_pipeline::tokens::{TokenizeConfig, TokenizerConfig};
 use loam_pipeline::FilterConfig;
 use loam_train::TrainConfig;
+use serde::{Deserialize, Serialize};
 
 use crate::sweep::SweepConfig;
-use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -513,7 +513,6 @@ fn toml_literal(v: &toml::Value) -> String {
     }
 }
 
-/// Saves the resolved config beside the run's outputs.
 /// Writes `bytes` to `dest` atomically, creating its folder first.
 pub fn write_creating(dest: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -523,6 +522,7 @@ pub fn write_creating(dest: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Saves the resolved config beside the run's outputs.
 pub fn save(resolved: &Resolved) -> Result<()> {
     std::fs::create_dir_all(&resolved.run_dir)
         .with_context(|| format!("creating run directory {}", resolved.run_dir.display()))?;

@@ -1,6 +1,7 @@
-//! `loam sweep fit`: approach-2 and approach-3 fits with a bootstrap (`loam_train::fit`) on
-//! points from a CSV, written as the fit JSON a sweep writes (`loam.fit/1`); with `--score`,
-//! the check of that run's predicted exponent and the calibration record `score` reads.
+//! `loam sweep`: the CLI and DAG steps of the IsoFLOP sweep ([`plan`] the grid, [`runner`]
+//! its runs, [`results`] their fit), and the fit itself — approach 2, approach 3 and the
+//! bootstrap (`loam_train::fit`) on a sweep's points or a CSV's, as `loam.fit/1` — with the
+//! check of a run's predicted exponent and the calibration record `score` reads.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::UsageError;
 
+pub mod plan;
+pub mod results;
 pub mod runner;
-pub use runner::SweepConfig;
+pub use plan::SweepConfig;
 
 pub const FIT_SCHEMA: &str = "loam.fit/1";
 /// Huber δ of SCALING.md §4 (Epoch's replication).
@@ -57,7 +60,7 @@ pub struct FitFile {
     pub check: Option<Check>,
     /// A sweep's runs, outliers, centres and validation set (absent for `--points`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<runner::SweepInfo>,
+    pub sweep: Option<results::SweepInfo>,
 }
 
 /// SCALING.md §4's recalibration: z = (â − a(q)) / √(σ_a² + s²), |z| ≤ 2 "consistent".
@@ -169,7 +172,7 @@ pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64,
     let a2 = fit::approach2(points);
     let a3 = fit::approach3(points, HUBER_DELTA, &fit::start_grid(), Tolerances::default(), threads)
         .map_err(|e| UsageError(format!("approach 3: {e}")))?;
-    let boot = fit::bootstrap(
+    let mut boot = fit::bootstrap(
         points,
         Some(&a3),
         Tolerances::default(),
@@ -183,7 +186,6 @@ pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64,
     let mut budgets: Vec<f64> = points.iter().map(|p| p.budget).collect();
     budgets.sort_by(f64::total_cmp);
     budgets.dedup();
-    let mut boot = boot;
     let mut warnings = warnings(a2.as_ref().ok(), &a3, &boot);
     if a2.is_err() && boot.a2.is_some() {
         // Resamples that happened to fit are a biased subset when the data itself does not.
@@ -218,8 +220,16 @@ pub fn fit_points(points: &[Point], size: SizeKind, resamples: usize, seed: u64,
     })
 }
 
-fn degenerate(i: &Option<Interval>) -> bool {
-    i.is_none_or(|i| i.hi.partial_cmp(&i.lo) != Some(std::cmp::Ordering::Greater))
+/// The standard error a 95% percentile interval implies, (hi − lo)/(2·1.96); None when
+/// there is no interval or it has no width (every resample alike).
+fn half_width(i: &Option<Interval>) -> Option<f64> {
+    i.filter(|i| i.hi > i.lo)
+        .map(|i| (i.hi - i.lo) / (2.0 * 1.959_963_984_540_054))
+}
+
+/// Approach 2's bootstrap speaks for the data only when most resamples fitted.
+fn a2_resamples_fitted(b: &Bootstrap) -> bool {
+    b.a2_failed * 2 <= b.config.resamples
 }
 
 /// Approach 3's law is physical: both exponents positive.
@@ -242,11 +252,12 @@ fn warnings(a2: Option<&Approach2>, a3: &Approach3, boot: &Bootstrap) -> Vec<Str
             ));
         }
         let n = boot.config.resamples;
-        if boot.a2_failed * 2 > n || degenerate(&boot.a2) {
+        let alike = half_width(&boot.a2).is_none();
+        if !a2_resamples_fitted(boot) || alike {
             w.push(format!(
                 "approach 2's bootstrap fitted {} of {n} resamples{}: too few distinct sizes per budget to resample",
                 n - boot.a2_failed,
-                if degenerate(&boot.a2) { ", all alike" } else { "" }
+                if alike { ", all alike" } else { "" }
             ));
         }
     }
@@ -260,8 +271,14 @@ fn warnings(a2: Option<&Approach2>, a3: &Approach3, boot: &Bootstrap) -> Vec<Str
 }
 
 /// Tests the score's predicted a against the fit and builds the calibration record (of
-/// `design`, the runs' own, when given; else the score's).
-pub fn check(f: &FitFile, score_file: &Path, design: Option<&scaling::Design>) -> Result<Check> {
+/// `design`, the runs' own, when given; else the score's) with `source` as its provenance
+/// (default: the score file, the approach, the points and budgets).
+pub fn check(
+    f: &FitFile,
+    score_file: &Path,
+    design: Option<&scaling::Design>,
+    source: Option<serde_json::Value>,
+) -> Result<Check> {
     if f.size != SizeKind::M {
         anyhow::bail!(UsageError(format!(
             "--score compares with the score's a, which is in M (non-embedding FLOPs/token); {} points give exponents in N: give an `m` column",
@@ -274,53 +291,42 @@ pub fn check(f: &FitFile, score_file: &Path, design: Option<&scaling::Design>) -
             score_file.display()
         ))
     })?;
-    let z95 = 1.959_963_984_540_054;
-    let half = |i: &Option<Interval>| i.filter(|i| i.hi > i.lo).map(|i| (i.hi - i.lo) / (2.0 * z95));
-    let boot_ok = f.bootstrap.a2_failed * 2 <= f.bootstrap.config.resamples;
     // Approach 2 (DeepSeek's method) with its bootstrap, else its OLS s.e.; approach 3 only
     // when approach 2 did not fit and its law is physical.
     let (by, a_hat, s) = match &f.approach2.fit {
         Some(a2) => (
             "approach 2 (IsoFLOP vertices)",
             a2.size.exponent,
-            half(&f.bootstrap.a2).filter(|_| boot_ok).or(a2.size.se_exponent),
+            half_width(&f.bootstrap.a2)
+                .filter(|_| a2_resamples_fitted(&f.bootstrap))
+                .or(a2.size.se_exponent),
         ),
         None => (
             "approach 3 (parametric law)",
             f.approach3.a,
-            half(&f.bootstrap.a3).filter(|_| physical(&f.approach3)),
+            half_width(&f.bootstrap.a3).filter(|_| physical(&f.approach3)),
         ),
     };
     let s = s.filter(|s| s.is_finite() && *s > 0.0);
     let line = sc.calibration.line;
-    let Some(s) = s else {
-        return Ok(Check {
-            score_file: score_file.to_owned(),
+    let mut source =
+        source.unwrap_or_else(|| serde_json::json!({"score": score_file, "points": f.points, "budgets": f.budgets}));
+    if let Some(m) = source.as_object_mut() {
+        m.insert("fit".into(), by.into());
+    }
+    let record = s.map(|s| {
+        let design = design.cloned().unwrap_or_else(|| sc.design.clone());
+        CalibrationRecord {
+            schema: scaling::CALIBRATION_SCHEMA.into(),
             q: sc.q,
-            a_predicted: line.a(sc.q),
-            sigma_predicted: line.sigma,
-            predicted_by: sc.calibration.source.clone(),
-            measured_by: by.into(),
             a_hat,
-            s: None,
-            z: None,
-            verdict: "undetermined: the fit gives no usable uncertainty on a (see warnings); add models per budget (≥ 5) or budgets (≥ 3)".into(),
-            a_post: line.a(sc.q),
-            recorded_in: None,
-            record: None,
-        });
-    };
-    let z = scaling::z_score(&line, sc.q, a_hat, s);
-    let design = design.cloned().unwrap_or_else(|| sc.design.clone());
-    let record = CalibrationRecord {
-        schema: scaling::CALIBRATION_SCHEMA.into(),
-        q: sc.q,
-        a_hat,
-        s,
-        design_hash: design.hash(),
-        design,
-        source: serde_json::json!({"score": score_file, "fit": by, "points": f.points, "budgets": f.budgets}),
-    };
+            s,
+            design_hash: design.hash(),
+            design,
+            source,
+        }
+    });
+    let z = s.map(|s| scaling::z_score(&line, sc.q, a_hat, s));
     Ok(Check {
         score_file: score_file.to_owned(),
         q: sc.q,
@@ -329,42 +335,45 @@ pub fn check(f: &FitFile, score_file: &Path, design: Option<&scaling::Design>) -
         predicted_by: sc.calibration.source.clone(),
         measured_by: by.into(),
         a_hat,
-        s: Some(s),
-        z: Some(z),
-        verdict: if z.abs() <= 2.0 { "consistent" } else { "rejected" }.into(),
-        a_post: scaling::calibrate(line, std::slice::from_ref(&record)).a(sc.q),
+        s,
+        z,
+        verdict: match z {
+            Some(z) if z.abs() <= 2.0 => "consistent".into(),
+            Some(_) => "rejected".into(),
+            None => "undetermined: the fit gives no usable uncertainty on a (see warnings); add models per budget (≥ 5) or budgets (≥ 3)".into(),
+        },
+        a_post: record
+            .as_ref()
+            .map_or(line.a(sc.q), |r| scaling::calibrate(line, std::slice::from_ref(r)).a(sc.q)),
         recorded_in: None,
-        record: Some(record),
+        record,
     })
 }
 
-/// Appends `record` to a calibration file (JSON lines), rewriting it atomically.
-fn append_record(path: &Path, record: &CalibrationRecord) -> Result<()> {
+/// Appends `record` to a calibration file (JSON lines), rewriting it atomically. With
+/// `fit_id`, nothing is appended when a record from that fit (`source.sweep`) is already
+/// there: a rerun of a finished sweep does not count its measurement twice.
+fn append_record(path: &Path, record: &CalibrationRecord, fit_id: Option<&str>) -> Result<()> {
     let mut text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
+    let seen = |id: &str| {
+        text.lines().any(|l| {
+            serde_json::from_str::<CalibrationRecord>(l)
+                .is_ok_and(|r| r.source.get("sweep").and_then(|v| v.as_str()) == Some(id))
+        })
+    };
+    if fit_id.is_some_and(seen) {
+        return Ok(());
+    }
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
     text.push_str(&serde_json::to_string(record)?);
     text.push('\n');
     crate::config::write_creating(path, text.as_bytes())
-}
-
-/// Appends `record` unless a record from the same fit (`fingerprint` in its source) is
-/// already there: a rerun of a finished sweep does not count its measurement twice.
-fn append_record_once(path: &Path, record: &CalibrationRecord, fingerprint: &str) -> Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let seen = text.lines().any(|l| {
-        serde_json::from_str::<CalibrationRecord>(l)
-            .is_ok_and(|r| r.source.get("sweep").and_then(|v| v.as_str()) == Some(fingerprint))
-    });
-    if seen {
-        return Ok(());
-    }
-    append_record(path, record)
 }
 
 fn show(i: &Option<Interval>) -> String {
@@ -543,7 +552,7 @@ fn headline(f: &FitFile) -> serde_json::Value {
 }
 
 pub fn sweep_plan_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
-    let p = runner::commit_plan(ctx.cfg, ctx.common.force)?;
+    let p = plan::commit_plan(ctx.cfg, ctx.common.force)?;
     ctx.report.set(
         "sweep_plan",
         serde_json::json!({"runs": p.runs.len(), "slots": p.slots, "a_predicted": p.a_predicted}),
@@ -552,13 +561,13 @@ pub fn sweep_plan_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
 }
 
 pub fn sweep_run_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
-    let plan = runner::read_plan(&ctx.cfg.run_dir)?;
-    let jobs = runner::jobs(ctx.cfg, None, crate::threads(ctx.common));
+    let plan = plan::read_plan(&ctx.cfg.run_dir)?;
+    let jobs = runner::jobs(ctx.cfg, crate::threads(ctx.common));
     runner::run_slots(ctx.cfg, &plan, jobs)
 }
 
 pub fn sweep_fit_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
-    let f = runner::fit_sweep(ctx.cfg, crate::threads(ctx.common))?;
+    let f = results::fit_sweep(ctx.cfg, crate::threads(ctx.common))?;
     ctx.report.set("sweep", headline(&f));
     Ok(())
 }
@@ -578,22 +587,21 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<serde_json::Value> {
             };
             runner::run_slot(&run_dir, a.slot)
         }
-        Some(SweepAction::Fit(a)) if a.config.is_some() => {
-            let mut overrides = a.overrides.clone();
-            if let Some(r) = a.resamples {
-                overrides.push(format!("sweep.resamples={r}"));
+        Some(SweepAction::Fit(a)) => match a.config.clone() {
+            None => sweep_fit_cmd(a),
+            Some(config) => {
+                let mut overrides = a.overrides.clone();
+                if let Some(r) = a.resamples {
+                    overrides.push(format!("sweep.resamples={r}"));
+                }
+                if let Some(s) = a.seed {
+                    overrides.push(format!("sweep.seed={s}"));
+                }
+                let cfg = sweep_config(&config, &overrides)?;
+                let f = results::fit_sweep(&cfg, crate::threads_or_all(a.threads))?;
+                write_out(&f, a.out.as_deref())
             }
-            if let Some(s) = a.seed {
-                overrides.push(format!("sweep.seed={s}"));
-            }
-            let cfg = sweep_config(a.config.as_deref().unwrap_or(Path::new("")), &overrides)?;
-            let f = runner::fit_sweep(&cfg, crate::threads_or_all(a.threads))?;
-            if let Some(out) = &a.out {
-                crate::config::write_creating(out, &serde_json::to_vec_pretty(&f)?)?;
-            }
-            Ok(serde_json::to_value(&f)?)
-        }
-        Some(SweepAction::Fit(a)) => sweep_fit_cmd(a),
+        },
         None => {
             let Some(config) = &args.config else {
                 anyhow::bail!(UsageError(
@@ -643,18 +651,23 @@ pub fn sweep_fit_cmd(args: SweepFitArgs) -> Result<serde_json::Value> {
     let threads = crate::threads_or_all(args.threads);
     let mut f = fit_points(&points, size, resamples, args.seed.unwrap_or(0), threads)?;
     if let Some(score) = &args.score {
-        let mut c = check(&f, score, None)?;
+        let mut c = check(&f, score, None, None)?;
         if let (Some(cal), Some(r)) = (&args.calibration, &c.record) {
-            append_record(cal, r)?;
+            append_record(cal, r, None)?;
             c.recorded_in = Some(cal.clone());
         }
         f.check = Some(c);
     }
     eprint!("{}", table(&f));
-    if let Some(out) = &args.out {
-        crate::config::write_creating(out, &serde_json::to_vec_pretty(&f)?)?;
+    write_out(&f, args.out.as_deref())
+}
+
+/// `--out FILE` (pretty JSON), and the fit as the result line.
+fn write_out(f: &FitFile, out: Option<&Path>) -> Result<serde_json::Value> {
+    if let Some(out) = out {
+        crate::config::write_creating(out, &serde_json::to_vec_pretty(f)?)?;
     }
-    Ok(serde_json::to_value(&f)?)
+    Ok(serde_json::to_value(f)?)
 }
 
 #[cfg(test)]
@@ -675,9 +688,9 @@ mod tests {
             design: design.clone(),
             source: serde_json::json!({ "sweep": fp }),
         };
-        append_record_once(&cal, &record("aaaa"), "aaaa")?;
-        append_record_once(&cal, &record("aaaa"), "aaaa")?;
-        append_record_once(&cal, &record("bbbb"), "bbbb")?;
+        append_record(&cal, &record("aaaa"), Some("aaaa"))?;
+        append_record(&cal, &record("aaaa"), Some("aaaa"))?;
+        append_record(&cal, &record("bbbb"), Some("bbbb"))?;
         let text = std::fs::read_to_string(&cal)?;
         assert_eq!(text.lines().count(), 2, "{text}");
         let back: Vec<CalibrationRecord> = text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
