@@ -9,6 +9,7 @@ mod corpus;
 mod dag;
 mod quality;
 mod remix;
+mod report;
 mod runner;
 mod score;
 mod sweep;
@@ -81,6 +82,9 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Train the LLaMA-style model on the token shards (CPU; CUDA with --features cuda).
     Train(ModelTrainArgs),
+    /// The dataset quality report of a run: report/report.json, report.html (one offline
+    /// page with charts) and README.md (a dataset card).
+    Report(report::ReportArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
     Dag {
         #[arg(long)]
@@ -386,6 +390,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Command::Quality(args) => quality::quality_cmd(args).map(Output::Line),
         Command::Remix(args) => remix::remix_cmd(args).map(Output::Line),
         Command::Score(args) => score::score_cmd(args).map(Output::Line),
+        Command::Report(args) => report::report_cmd(&args).map(Output::Line),
         Command::Sweep(args) => sweep::sweep_cmd(args).map(Output::Line),
         Command::Dag {
             config,

@@ -13,6 +13,7 @@
 //! 8. [`tokens`] — the `tokenizer` (BBPE training) and `tokenize` (token shards) stages.
 //! 9. [`ledger`] — checks that every document entering a stage left it kept or dropped.
 //! 10. [`sort`] — the external sort global steps use to stay within a memory limit.
+//! 11. [`sample`] — a bounded, seeded sample of a stage's documents (for the report).
 //!
 //! The crate knows nothing of the CLI: the `loam` binary builds stages from its config.
 pub mod dedup;
@@ -23,6 +24,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod quality;
 pub mod remix;
+pub mod sample;
 pub mod schema;
 pub mod score;
 pub mod sort;

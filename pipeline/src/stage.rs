@@ -227,6 +227,26 @@ pub struct ShardStats {
     /// Stage-specific structured facts (e.g. quality's score histograms and threshold).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// Text bytes (UTF-8) of the documents kept; `bytes_out` is what was written to disk.
+    #[serde(default)]
+    pub text_bytes_kept: u64,
+    /// Text bytes of the documents dropped, per reason (records that are not documents
+    /// add nothing): the report weighs drop reasons by bytes as well as by documents.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dropped_bytes: BTreeMap<String, u64>,
+    /// Documents and text bytes kept and dropped per dump, for per-dump funnels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_dump: BTreeMap<String, DumpTally>,
+}
+
+/// One dump's share of a shard's decisions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DumpTally {
+    pub kept: u64,
+    pub dropped: u64,
+    pub kept_bytes: u64,
+    pub dropped_bytes: u64,
 }
 
 impl ShardStats {
@@ -370,6 +390,11 @@ impl ShardWriter {
 
     pub fn keep(&mut self, doc: &Document) -> Result<()> {
         self.stats.kept += 1;
+        let bytes = doc.text.len() as u64;
+        self.stats.text_bytes_kept += bytes;
+        let t = self.dump_tally(&doc.dump);
+        t.kept += 1;
+        t.kept_bytes += bytes;
         if let Some(kept) = &mut self.kept {
             kept.buf.push(doc);
             if kept.maybe_flush()? {
@@ -416,9 +441,22 @@ impl ShardWriter {
     /// Drops a document with a named reason; it goes to the dropped side output.
     pub fn drop_doc(&mut self, doc: &Document, reason: &str, detail: Option<&str>) -> Result<()> {
         bump(&mut self.stats.dropped, reason, 1);
+        let bytes = doc.text.len() as u64;
+        bump(&mut self.stats.dropped_bytes, reason, bytes);
+        let t = self.dump_tally(&doc.dump);
+        t.dropped += 1;
+        t.dropped_bytes += bytes;
         self.dropped.buf.push_dropped(doc, reason, detail);
         self.dropped.maybe_flush()?;
         Ok(())
+    }
+
+    fn dump_tally(&mut self, dump: &str) -> &mut DumpTally {
+        // Most documents hit an existing key: look up before allocating.
+        if !self.stats.by_dump.contains_key(dump) {
+            self.stats.by_dump.insert(dump.to_owned(), DumpTally::default());
+        }
+        self.stats.by_dump.get_mut(dump).expect("inserted above")
     }
 
     /// Drops a record that is not a document (e.g. a WARC `request`): counted, not written.

@@ -232,7 +232,10 @@ impl Outcome {
             out.warn(w);
         }
         match self.decision {
-            Decision::Keep(d) => out.keep(&d),
+            Decision::Keep(d) => {
+                out.count(&format!("kept_format/{}", d.source_format), 1);
+                out.keep(&d)
+            }
             Decision::Drop(d, reason, detail) => out.drop_doc(&d, reason, Some(&detail)),
             Decision::Skip(reason) => {
                 out.drop_record(&reason);
