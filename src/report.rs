@@ -150,7 +150,6 @@ struct Merged {
     dropped: BTreeMap<String, u64>,
     dropped_bytes: BTreeMap<String, u64>,
     text_bytes_kept: u64,
-    bytes_in: u64,
     seconds: f64,
     counters: BTreeMap<String, u64>,
     by_dump: BTreeMap<String, loam_pipeline::stage::DumpTally>,
@@ -184,7 +183,6 @@ fn merge(stats: &[ShardStats]) -> Merged {
         }
         m.text_bytes_kept += st.text_bytes_kept;
         m.has_text_bytes |= st.text_bytes_kept > 0 || !st.by_dump.is_empty();
-        m.bytes_in += st.bytes_in;
         m.seconds += st.seconds;
         m.warnings
             .extend(st.warnings.iter().take(20 - m.warnings.len().min(20)).cloned());
@@ -376,7 +374,6 @@ fn build(run: &Path, args: &ReportArgs) -> Result<Report> {
             kept: m.kept,
             rows_out: m.rows_out,
             dropped: m.dropped.values().sum(),
-            text_bytes_in: None,
             text_bytes_kept: m.has_text_bytes.then_some(m.text_bytes_kept).or_else(|| {
                 (stage == "tokenize")
                     .then(|| tok_summary.as_ref().map(|t| u(&t["total"], "text_bytes")))
@@ -929,8 +926,9 @@ fn provenance(cfg: &toml::Value, text: &str, hash_limit_mb: u64) -> Result<Prove
     let mut out = Vec::new();
     for (name, p) in paths {
         let bytes = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        // Streamed: an input file is never held in memory whole.
         let sha256 = if hash {
-            std::fs::read(&p).ok().map(|b| loam_tokenize::sha256_hex(&b))
+            loam_pipeline::quality::sources::file_sha256(&p).ok()
         } else {
             None
         };

@@ -69,8 +69,7 @@ pub struct FunnelRow {
     /// Rows written when the stage repeats documents (remix's copies).
     pub rows_out: Option<u64>,
     pub dropped: u64,
-    /// UTF-8 text bytes in and kept (None where the stats predate the count).
-    pub text_bytes_in: Option<u64>,
+    /// UTF-8 text bytes kept (None where the stats predate the count).
     pub text_bytes_kept: Option<u64>,
     pub tokens: Option<u64>,
 }

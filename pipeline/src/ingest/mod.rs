@@ -233,7 +233,14 @@ impl Outcome {
         }
         match self.decision {
             Decision::Keep(d) => {
-                out.count(&format!("kept_format/{}", d.source_format), 1);
+                // A static key for the known formats: no allocation per document.
+                match d.source_format.as_str() {
+                    "warc" => out.count("kept_format/warc", 1),
+                    "wet" => out.count("kept_format/wet", 1),
+                    "jsonl" => out.count("kept_format/jsonl", 1),
+                    "parquet" => out.count("kept_format/parquet", 1),
+                    other => out.count(&format!("kept_format/{other}"), 1),
+                }
                 out.keep(&d)
             }
             Decision::Drop(d, reason, detail) => out.drop_doc(&d, reason, Some(&detail)),

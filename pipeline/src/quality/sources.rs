@@ -48,8 +48,8 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// SHA-256 of the file's bytes as stored.
-pub(crate) fn file_sha256(path: &Path) -> Result<String> {
+/// SHA-256 of the file's bytes as stored, streamed (1 MiB at a time).
+pub fn file_sha256(path: &Path) -> Result<String> {
     let mut f = File::open(path).map_err(|e| PipelineError::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
