@@ -384,7 +384,22 @@ pub const STEPS: &[Step] = &[
         enabled: sweep_on,
         run: sweep::sweep_fit_step,
     },
+    // Last: the dataset quality report, from whatever the steps above wrote.
+    Step {
+        name: REPORT_STEP,
+        stage: "report",
+        command: "report",
+        fan: Fan::One,
+        needs_split: false,
+        after: &["train", "sweep_fit"],
+        ledger: false,
+        enabled: always,
+        run: crate::report::report_step,
+    },
 ];
+
+/// The DAG's last step, which reads what every other step wrote.
+const REPORT_STEP: &str = "report";
 
 /// The step called `name`.
 pub fn step(name: &str) -> Result<&'static Step> {
@@ -534,10 +549,14 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
                 "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}\", retries=2)]"
             );
         }
+        // The report (the last step) also waits for the ledger, not the ledger for it.
+        let is_report = step.name == REPORT_STEP;
         for up in upstream_steps(name, cfg) {
             let _ = writeln!(py, "    for t in {name}_tasks:");
             let _ = writeln!(py, "        t.set_upstream({up}_tasks)");
-            read.push(up);
+            if !is_report {
+                read.push(up);
+            }
         }
     }
     let _ = writeln!(
@@ -545,8 +564,15 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
         "    ledger = BashOperator(task_id=\"ledger\", bash_command=f\"{{LOAM}} ledger '{{RUN_DIR}}'\")"
     );
     // The ledger waits for the steps nothing else reads: the ends of the DAG.
-    for s in enabled.iter().filter(|s| !read.contains(&s.name)) {
+    for s in enabled
+        .iter()
+        .filter(|s| !read.contains(&s.name) && s.name != REPORT_STEP)
+    {
         let _ = writeln!(py, "    ledger.set_upstream({}_tasks)", s.name);
     }
+    // The report runs after the ledger whatever its verdict: its badge shows it.
+    let _ = writeln!(py, "    for t in {REPORT_STEP}_tasks:");
+    let _ = writeln!(py, "        t.trigger_rule = \"all_done\"");
+    let _ = writeln!(py, "        t.set_upstream([ledger])");
     Ok(py)
 }

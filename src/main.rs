@@ -478,6 +478,7 @@ fn run_all(cfg: &Resolved, common: &Common, until: Option<&str>) -> Result<serde
         "score",
         "train",
         "sweep",
+        "report",
     ] {
         keys.push((k, report.extra.remove(k).unwrap_or_default()));
     }

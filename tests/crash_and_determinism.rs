@@ -199,8 +199,9 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
     let tasks = tasks.as_object().ok_or("tasks")?;
     // ingest, filter, dedup signatures, dedup apply, quality scores, quality apply, remix
     // assign, remix apply, tokenize: 4 shards each; one dedup cluster, quality train,
-    // quality threshold, remix plan, tokenizer, score and train task; the ledger.
-    assert_eq!(tasks.len(), 9 * 4 + 7 + 1);
+    // quality threshold, remix plan, tokenizer, score and train task; the ledger; the
+    // report, after the ledger and everything it reads.
+    assert_eq!(tasks.len(), 9 * 4 + 7 + 1 + 1);
     // Remix assigns what quality kept, plans globally, then applies per shard.
     assert_eq!(
         tasks["remix_assign_00001_of_00004"][1].as_array().map(Vec::len),
@@ -266,5 +267,11 @@ fn airflow_dag_fans_out_every_stage_shard() -> TestResult {
             + "' --shard 2 --of 4"
     );
     assert_eq!(tasks["ledger"][1], serde_json::json!(["train"]));
+    assert_eq!(tasks["report"][1], serde_json::json!(["ledger", "score", "train"]));
+    let report_cmd = format!(
+        "report --config '{}'",
+        repo().join("configs/demo.toml").canonicalize()?.display()
+    );
+    assert!(tasks["report"][0].as_str().is_some_and(|c| c.ends_with(&report_cmd)));
     Ok(())
 }

@@ -144,6 +144,37 @@ fn a_smoke_sweep_fits_and_a_sigkilled_one_resumes_to_the_same_fit() -> TestResul
         assert_eq!(std::fs::read_to_string(&cal)?.lines().count(), 1);
     }
 
+    // The report draws this fit: every kept point on its budget's IsoFLOP curve, the
+    // fitted parabolas' vertices, the verdict.
+    let rep_dir = tmp.path().join("report");
+    let o = run(&[
+        "report",
+        "--run",
+        dir.to_str().ok_or("path")?,
+        "--out",
+        rep_dir.to_str().ok_or("path")?,
+    ]);
+    ok(&o);
+    let rep = read(&rep_dir.join("report.json"))?;
+    let sw = &rep["sweep"];
+    assert_eq!(sw["verdict"], c["verdict"]);
+    let budgets = sw["budgets"].as_array().ok_or("budgets")?;
+    assert_eq!(budgets.len(), fit["budgets"].as_array().map_or(0, Vec::len));
+    let drawn: usize = budgets
+        .iter()
+        .filter_map(|b| b["points"].as_array())
+        .map(Vec::len)
+        .sum();
+    assert_eq!(drawn, kept, "every kept point is drawn");
+    let vertices = budgets.iter().filter(|b| !b["vertex"].is_null()).count();
+    let fitted = fit["approach2"]["fit"]["slices"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|x| x["refused"].is_null()).count());
+    assert_eq!(vertices, fitted, "{sw}");
+    assert!(sw["estimates"].as_array().is_some_and(|e| !e.is_empty()), "{sw}");
+    let html = std::fs::read_to_string(rep_dir.join("report.html"))?;
+    assert!(html.contains(r#"<section id="sweep">"#) && html.contains(r#"data-chart="isoflop"><svg"#));
+
     // SIGKILL mid-sweep (once some run has a checkpoint), rerun: the same fit.
     let want = without_times(fit);
     std::fs::remove_dir_all(&sweep)?;

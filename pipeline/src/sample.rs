@@ -37,7 +37,17 @@ pub struct SampleRow {
     pub dup_lines_removed: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mix_domain: Option<String>,
+    /// What the caller's measure computed on the whole text (up to [`MEASURE_CHARS`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<(String, f64)>,
 }
+
+/// A caller's per-document quantities of (full text, language): the report's rule metrics.
+pub type Measurer<'m> = dyn Fn(&str, Option<&str>) -> Vec<(String, f64)> + 'm;
+
+/// The longest text a measure sees: a bound on the sample's memory (`keep` rows of
+/// at most this many characters) that web documents rarely reach.
+pub const MEASURE_CHARS: usize = 200_000;
 
 /// How much of each file is read and kept.
 #[derive(Debug, Clone, Copy)]
@@ -48,8 +58,9 @@ pub struct SampleSpec {
     pub max_chars: usize,
 }
 
-/// The sample of one Parquet document file (a stage's output or its `_dropped` side output).
-pub fn sample_file(path: &Path, spec: SampleSpec) -> Result<Vec<SampleRow>> {
+/// The sample of one Parquet document file (a stage's output or its `_dropped` side output);
+/// `measure`, when given, runs on each sampled document's text before it is cut.
+pub fn sample_file(path: &Path, spec: SampleSpec, measure: Option<&Measurer<'_>>) -> Result<Vec<SampleRow>> {
     let perr = |e| PipelineError::Parquet {
         path: path.to_owned(),
         source: e,
@@ -69,15 +80,29 @@ pub fn sample_file(path: &Path, spec: SampleSpec) -> Result<Vec<SampleRow>> {
             what: format!("Parquet data unreadable: {e}"),
             fix: "rerun the stage that wrote it with --force".into(),
         })?;
-        rows.extend(convert(&batch, path, spec)?);
+        let cut = if measure.is_some() {
+            spec.max_chars.max(MEASURE_CHARS)
+        } else {
+            spec.max_chars
+        };
+        rows.extend(convert(&batch, path, spec.seed, cut)?);
         // Only the `keep` smallest keys survive: memory stays bounded by the batch.
         rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
         rows.truncate(spec.keep);
     }
-    Ok(rows.into_iter().map(|(_, r)| r).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(_, mut r)| {
+            if let Some(m) = measure {
+                r.measures = m(&r.text, r.language.as_deref());
+                r.text = r.text.chars().take(spec.max_chars).collect();
+            }
+            r
+        })
+        .collect())
 }
 
-fn convert(b: &RecordBatch, path: &Path, spec: SampleSpec) -> Result<Vec<(u64, SampleRow)>> {
+fn convert(b: &RecordBatch, path: &Path, seed: u64, cut: usize) -> Result<Vec<(u64, SampleRow)>> {
     let s = |name: &str| b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
     let f32col = |name: &str| b.column_by_name(name).and_then(|c| c.as_primitive_opt::<Float32Type>());
     let (Some(ids), Some(texts), Some(dumps)) = (s("id"), s("text"), s("dump")) else {
@@ -99,11 +124,11 @@ fn convert(b: &RecordBatch, path: &Path, spec: SampleSpec) -> Result<Vec<(u64, S
         .map(|i| {
             let id = ids.value(i);
             let text = texts.value(i);
-            let key = xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), spec.seed);
+            let key = xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed);
             let row = SampleRow {
                 id: id.to_owned(),
                 dump: dumps.value(i).to_owned(),
-                text: text.chars().take(spec.max_chars).collect(),
+                text: text.chars().take(cut).collect(),
                 chars: text.chars().count() as u64,
                 bytes: text.len() as u64,
                 reason: opt_s(reason, i),
@@ -113,6 +138,7 @@ fn convert(b: &RecordBatch, path: &Path, spec: SampleSpec) -> Result<Vec<(u64, S
                 quality_score: quality.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                 dup_lines_removed: dup_lines.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                 mix_domain: opt_s(mix, i),
+                measures: Vec::new(),
             };
             (key, row)
         })

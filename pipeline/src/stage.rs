@@ -227,7 +227,8 @@ pub struct ShardStats {
     /// Stage-specific structured facts (e.g. quality's score histograms and threshold).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
-    /// Text bytes (UTF-8) of the documents kept; `bytes_out` is what was written to disk.
+    /// Text bytes (UTF-8) of the documents kept (of every row, for stages that write copies);
+    /// `bytes_out` is what was written to disk.
     #[serde(default)]
     pub text_bytes_kept: u64,
     /// Text bytes of the documents dropped, per reason (records that are not documents
@@ -414,6 +415,7 @@ impl ShardWriter {
     /// a stage that repeats documents counts each once kept and every row in `rows_out`.
     pub fn write_copy(&mut self, doc: &Document) -> Result<()> {
         *self.stats.rows_out.get_or_insert(0) += 1;
+        self.stats.text_bytes_kept += doc.text.len() as u64;
         if let Some(kept) = &mut self.kept {
             kept.buf.push(doc);
             if kept.maybe_flush()? {

@@ -432,8 +432,9 @@ impl Tokenize {
             },
         )?;
         let mut hist = [0u64; HIST_BUCKETS];
-        // Per-dump totals, written as counters once per file (not formatted per document).
-        let mut per_dump: BTreeMap<String, TokenTotals> = BTreeMap::new();
+        // Totals per dump, language and mix domain, written as counters once per file (not
+        // formatted per document).
+        let mut groups: [BTreeMap<String, TokenTotals>; 3] = Default::default();
         // Tokens and bytes of first copies only: the unique tokens U that `score` weighs
         // the repetition of remix's copies against.
         let (mut unique_tokens, mut unique_bytes) = (0u64, 0u64);
@@ -457,20 +458,30 @@ impl Tokenize {
                     unique_tokens += stored;
                     unique_bytes += doc.text.len() as u64;
                 }
-                let t = match per_dump.get_mut(&doc.dump) {
-                    Some(t) => t,
-                    None => per_dump.entry(doc.dump.clone()).or_default(),
-                };
-                t.docs += 1;
-                t.tokens += stored;
-                t.text_bytes += doc.text.len() as u64;
+                let keys = [
+                    Some(doc.dump.as_str()),
+                    Some(doc.signals.language.as_deref().unwrap_or(UNKNOWN)),
+                    doc.signals.mix_domain.as_deref(),
+                ];
+                for (g, key) in groups.iter_mut().zip(keys) {
+                    let Some(key) = key else { continue };
+                    let t = match g.get_mut(key) {
+                        Some(t) => t,
+                        None => g.entry(key.to_owned()).or_default(),
+                    };
+                    t.docs += 1;
+                    t.tokens += stored;
+                    t.text_bytes += doc.text.len() as u64;
+                }
             }
             failpoint("mid_tokens", out.shard());
         }
-        for (dump, t) in &per_dump {
-            out.count(&format!("tokens/{dump}"), t.tokens);
-            out.count(&format!("docs/{dump}"), t.docs);
-            out.count(&format!("text_bytes/{dump}"), t.text_bytes);
+        for (prefix, g) in GROUPS.iter().zip(&groups) {
+            for (key, t) in g {
+                out.count(&format!("{prefix}tokens/{key}"), t.tokens);
+                out.count(&format!("{prefix}docs/{key}"), t.docs);
+                out.count(&format!("{prefix}text_bytes/{key}"), t.text_bytes);
+            }
         }
         for (k, n) in hist.iter().enumerate().filter(|(_, n)| **n > 0) {
             // Bucket k holds documents of 2^(k-1) ..= 2^k - 1 stored tokens.
@@ -521,6 +532,13 @@ impl Stage for Tokenize {
     }
 }
 
+/// Counter prefixes of the per-group totals: `tokens/<dump>`, `language:tokens/<code>`,
+/// `domain:tokens/<mix domain>`.
+const GROUPS: [&str; 3] = ["", "language:", "domain:"];
+
+/// The language key of documents without one.
+const UNKNOWN: &str = "unknown";
+
 /// Totals of one dump (or of the whole corpus) in token shards.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TokenTotals {
@@ -558,6 +576,12 @@ pub struct TokenizeSummary {
     pub eos_id: u32,
     pub total: TokenTotals,
     pub per_dump: BTreeMap<String, TokenTotals>,
+    /// By the language the filter found (`unknown` without one).
+    #[serde(default)]
+    pub per_language: BTreeMap<String, TokenTotals>,
+    /// By remix's mix domain (documents not remixed have none and are not counted here).
+    #[serde(default)]
+    pub per_domain: BTreeMap<String, TokenTotals>,
     /// Documents by stored tokens: key `lt_2^k` counts documents of 2^(k-1)..2^k-1 tokens.
     pub doc_tokens_histogram: BTreeMap<String, u64>,
     /// Token shard files, relative to the run's `tokenize/` folder, in order.
@@ -583,13 +607,20 @@ pub fn write_summary(run_dir: &Path) -> Result<TokenizeSummary> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     names.sort();
-    let mut per_dump: BTreeMap<String, TokenTotals> = BTreeMap::new();
+    let mut groups: [BTreeMap<String, TokenTotals>; 3] = Default::default();
     for p in names {
         let st = read_stats(&p)?;
         s.total.docs += st.kept;
         for (k, &n) in &st.counters {
-            if let Some((what, dump)) = k.split_once('/') {
-                let t = per_dump.entry(dump.to_owned()).or_default();
+            if let Some((what, key)) = k.split_once('/') {
+                // Longest prefix first: "" matches every counter.
+                let Some((g, what)) = (0..GROUPS.len())
+                    .rev()
+                    .find_map(|g| what.strip_prefix(GROUPS[g]).map(|w| (g, w)))
+                else {
+                    continue;
+                };
+                let t = groups[g].entry(key.to_owned()).or_default();
                 match what {
                     "tokens" => t.tokens += n,
                     "docs" => t.docs += n,
@@ -606,7 +637,11 @@ pub fn write_summary(run_dir: &Path) -> Result<TokenizeSummary> {
         }
     }
     s.total = s.total.finish();
-    s.per_dump = per_dump.into_iter().map(|(d, t)| (d, t.finish())).collect();
+    let finish = |g: BTreeMap<String, TokenTotals>| g.into_iter().map(|(k, t)| (k, t.finish())).collect();
+    let [dumps, languages, domains] = groups;
+    s.per_dump = finish(dumps);
+    s.per_language = finish(languages);
+    s.per_domain = finish(domains);
     let mut shards: Vec<String> = fs::read_dir(&dir)
         .map_err(|e| PipelineError::io(&dir, e))?
         .flatten()

@@ -8,7 +8,7 @@ use crate::blocklist::Blocklist;
 use crate::lid::LanguageId;
 use crate::rules::{
     C4Config, C4Quality, FineWebConfig, FineWebQuality, GopherQuality, GopherQualityConfig, GopherRepetition,
-    GopherRepetitionConfig, Rule, TextDoc, Verdict,
+    GopherRepetitionConfig, Measure, Rule, TextDoc, Verdict,
 };
 use crate::QualityError;
 
@@ -57,6 +57,43 @@ pub struct FilterOutcome {
     pub edited: bool,
 }
 
+/// The enabled heuristic rules of `cfg`, in the filter's order.
+fn rules_of(cfg: &FilterConfig) -> Vec<Box<dyn Rule>> {
+    let mut rules: Vec<Box<dyn Rule>> = Vec::new();
+    if cfg.gopher_repetition.enabled {
+        rules.push(Box::new(GopherRepetition::new(cfg.gopher_repetition.clone())));
+    }
+    if cfg.gopher_quality.enabled {
+        rules.push(Box::new(GopherQuality::new(cfg.gopher_quality.clone())));
+    }
+    if cfg.c4.enabled {
+        rules.push(Box::new(C4Quality::new(cfg.c4.clone())));
+    }
+    if cfg.fineweb.enabled {
+        rules.push(Box::new(FineWebQuality::new(cfg.fineweb.clone())));
+    }
+    rules
+}
+
+/// The heuristic rules alone (no language id, no blocklist), measuring rather than
+/// deciding: the report recomputes each rule's quantities on a document sample.
+pub struct RuleMeter {
+    rules: Vec<Box<dyn Rule>>,
+}
+
+impl RuleMeter {
+    pub fn new(cfg: &FilterConfig) -> Self {
+        Self { rules: rules_of(cfg) }
+    }
+
+    /// Every measure of every rule on `text` in language `lang`, each rule seeing the
+    /// text as it stands (the measures do not edit it).
+    pub fn measure(&self, text: &str, lang: &str) -> Vec<Measure<'_>> {
+        let mut doc = TextDoc::new(text.to_owned(), lang);
+        self.rules.iter().flat_map(|r| r.measure(&mut doc)).collect()
+    }
+}
+
 pub struct DocumentFilter {
     cfg: FilterConfig,
     lid: LanguageId,
@@ -77,19 +114,7 @@ impl DocumentFilter {
             Some(p) => Blocklist::load(p)?,
             None => Blocklist::default(),
         };
-        let mut rules: Vec<Box<dyn Rule>> = Vec::new();
-        if cfg.gopher_repetition.enabled {
-            rules.push(Box::new(GopherRepetition::new(cfg.gopher_repetition.clone())));
-        }
-        if cfg.gopher_quality.enabled {
-            rules.push(Box::new(GopherQuality::new(cfg.gopher_quality.clone())));
-        }
-        if cfg.c4.enabled {
-            rules.push(Box::new(C4Quality::new(cfg.c4.clone())));
-        }
-        if cfg.fineweb.enabled {
-            rules.push(Box::new(FineWebQuality::new(cfg.fineweb.clone())));
-        }
+        let rules = rules_of(&cfg);
         Ok(Self {
             cfg,
             lid,

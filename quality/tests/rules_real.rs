@@ -280,3 +280,52 @@ fn fineweb_ratios() {
     let one_per_line = paras[0].split_whitespace().collect::<Vec<_>>().join("\n");
     assert_eq!(check(&only_list, &one_per_line), "fineweb_list_ratio");
 }
+
+/// The report's per-rule histograms come from `measure`; it must tell the same story as
+/// `check`: a document is dropped exactly when one of its measures is past its limit,
+/// and the reason is the first such measure's.
+#[test]
+fn measures_agree_with_check() {
+    let rules: Vec<Box<dyn Rule>> = vec![
+        Box::new(GopherRepetition::new(GopherRepetitionConfig::default())),
+        Box::new(GopherQuality::new(GopherQualityConfig::default())),
+        Box::new(FineWebQuality::new(FineWebConfig::default())),
+    ];
+    let (s, m) = (sotu(), moby());
+    let mut docs: Vec<String> = Vec::new();
+    for n in [1, 3, 8, 20] {
+        docs.extend(s.chunks(n).map(|c| c.join("\n")));
+        docs.extend(m.chunks(n).map(|c| c.join("\n\n")));
+    }
+    docs.push(
+        s[..6]
+            .iter()
+            .map(|l| format!("- {l}..."))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    docs.push(format!("{}\n{}", s[0], s[0]).repeat(4));
+    let (mut dropped, mut kept) = (0, 0);
+    for text in &docs {
+        for rule in &rules {
+            let verdict = check(rule.as_ref(), text);
+            let measures = rule.measure(&mut TextDoc::new(text.clone(), "en"));
+            assert!(!measures.is_empty(), "{}: no measures", rule.name());
+            let first = measures.iter().find(|x| x.drops()).map_or("keep", |x| x.reason);
+            assert_eq!(verdict, first, "{} on {:?}", rule.name(), &text[..text.len().min(80)]);
+            if verdict == "keep" {
+                kept += 1;
+            } else {
+                dropped += 1;
+            }
+        }
+    }
+    // Both sides of the thresholds were exercised.
+    assert!(kept > 20 && dropped > 20, "kept {kept}, dropped {dropped}");
+    // A measure's value is the quantity its reason names: 50 plain words.
+    let g = GopherQuality::new(GopherQualityConfig::default());
+    let fifty = words("the whale swam and the sea was wide and deep ".repeat(6).as_str(), 50);
+    let ms = g.measure(&mut TextDoc::new(fifty, "en"));
+    let short = ms.iter().find(|x| x.reason == "gopher_short_doc");
+    assert_eq!(short.map(|x| (x.value, x.limit, x.drops())), Some((50.0, 50.0, false)));
+}

@@ -145,6 +145,9 @@ pub struct Filter {
     pub c4_lines_removed: u64,
     /// From the seeded sample of kept and dropped documents.
     pub histograms: Vec<Histogram>,
+    /// Each heuristic rule's quantity, recomputed on the sample, with its limit.
+    #[serde(default)]
+    pub rule_histograms: Vec<Histogram>,
     pub sample: SampleNote,
 }
 
@@ -268,6 +271,11 @@ pub struct Tokenize {
     /// (upper bound in tokens, documents): powers of two.
     pub tokens_per_doc: Vec<(u64, u64)>,
     pub per_dump: Vec<TokenRow>,
+    #[serde(default)]
+    pub per_language: Vec<TokenRow>,
+    /// By remix's mix domain (empty when remix did not run).
+    #[serde(default)]
+    pub per_domain: Vec<TokenRow>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

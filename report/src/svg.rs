@@ -182,12 +182,21 @@ fn nice_step(raw: f64) -> f64 {
     }
 }
 
-fn open(svg: &mut String, h: f64, title: &str, kind: &str) {
+/// Opens a chart drawn at its natural size (`width` = the viewBox width, so text stays
+/// 12 px however few its rows; the page's CSS only shrinks it to fit). A chart with no
+/// data says so in `data-empty`, and the page shows "not recorded" instead.
+fn open(svg: &mut String, h: f64, title: &str, kind: &str, empty: bool) {
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart {kind}" viewBox="0 0 {W} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        t = esc(title)
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart {kind}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" aria-label="{t}"{e}><title>{t}</title>"#,
+        t = esc(title),
+        e = if empty { r#" data-empty="true""# } else { "" }
     );
+}
+
+/// True when `svg` is a chart with nothing to draw.
+pub fn is_empty(svg: &str) -> bool {
+    svg.get(..300).is_some_and(|head| head.contains(r#"data-empty="true""#))
 }
 
 fn legend(svg: &mut String, names: &[&str], x0: f64, y: f64) {
@@ -222,7 +231,8 @@ pub fn bars(title: &str, categories: &[String], series: &[(&str, Vec<f64>)], uni
     let axis = Axis::fit(unit, log, series.iter().flat_map(|(_, v)| v.iter().copied()), true);
     let (x0, x1) = (label_w, W - 20.0);
     let mut s = String::new();
-    open(&mut s, h, title, "bars");
+    let empty = !series.iter().flat_map(|(_, v)| v).any(|v| *v > 0.0 && v.is_finite());
+    open(&mut s, h, title, "bars", categories.is_empty() || empty);
     let names: Vec<&str> = series.iter().map(|(n, _)| *n).collect();
     if names.len() > 1 {
         legend(&mut s, &names, x0, 18.0);
@@ -328,7 +338,7 @@ pub fn histogram(h: &Histogram) -> String {
     };
     let (x0, x1, top, bottom) = (58.0, W - 16.0, 34.0, 214.0);
     let mut s = String::new();
-    open(&mut s, 260.0, &h.title, "histogram");
+    open(&mut s, 260.0, &h.title, "histogram", !totals.iter().any(|t| *t > 0.0));
     let names: Vec<&str> = h.series.iter().map(|s| s.name.as_str()).collect();
     legend(&mut s, &names, x0, 18.0);
     y_axis(&mut s, &ya, x0, x1, top, bottom);
@@ -400,7 +410,7 @@ pub fn lines(title: &str, x: &Axis, y: &Axis, series: &[Series]) -> String {
     let (x0, x1, top, bottom) = (62.0, W - 16.0, 34.0 + 16.0 * legend_rows(series), 250.0);
     let h = bottom + 44.0;
     let mut s = String::new();
-    open(&mut s, h, title, "lines");
+    open(&mut s, h, title, "lines", series.iter().all(|x| x.points.is_empty()));
     legend_series(&mut s, series, x0);
     y_axis(&mut s, y, x0, x1, top, bottom);
     x_axis(&mut s, x, x0, x1, top, bottom);
@@ -645,6 +655,19 @@ mod tests {
         assert!(svg.contains(r#"class="marker""#));
         assert!(svg.contains("dropped in [0.25, 0.5): 3 documents"));
         assert_eq!(texts(&svg, "axis-label"), vec!["documents", "score"]);
+    }
+
+    #[test]
+    fn charts_keep_their_natural_size_and_say_when_they_have_no_data() {
+        let cats = vec!["a".to_owned(), "b".to_owned()];
+        let drawn = bars("t", &cats, &[("n", vec![1.0, 0.0])], "n", false);
+        assert!(drawn.contains(&format!(r#"width="{W}""#)) && !is_empty(&drawn));
+        // All zero (a counter old stats never wrote) or no rows at all: nothing to draw.
+        assert!(is_empty(&bars("t", &cats, &[("n", vec![0.0, 0.0])], "n", false)));
+        assert!(is_empty(&bars("t", &[], &[("n", vec![])], "n", false)));
+        let x = Axis::fit("x", false, [0.0, 1.0], true);
+        assert!(is_empty(&lines("t", &x, &x, &[])));
+        assert_eq!(well_formed(&bars("t", &[], &[("n", vec![])], "n", false)), Ok(()));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! the Gopher and C4 rules let through.
 use serde::{Deserialize, Serialize};
 
-use super::{find_duplicates, py_len, share, Rule, TextDoc, Verdict};
+use std::ops::ControlFlow;
+
+use super::{find_duplicates, py_len, share, Measure, Sink, TextDoc, Thresholds};
 use crate::words::is_terminal_punct;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,12 +48,12 @@ impl FineWebQuality {
     }
 }
 
-impl Rule for FineWebQuality {
-    fn name(&self) -> &'static str {
-        "fineweb_quality"
-    }
+impl Thresholds for FineWebQuality {
+    const NAME: &'static str = "fineweb_quality";
 
-    fn check(&self, doc: &mut TextDoc) -> Verdict<'_> {
+    /// The four ratios in datatrove's order, each handed to `sink` (which may stop); an
+    /// empty document breaks at once.
+    fn eval<'a>(&'a self, doc: &mut TextDoc, sink: Sink<'_, 'a>) -> ControlFlow<&'a str> {
         let c = &self.cfg;
         let n_words = doc.word_count();
         let text = doc.text();
@@ -60,24 +62,41 @@ impl Rule for FineWebQuality {
             .filter(|l| !l.trim_matches(super::py_space).is_empty())
             .collect();
         if lines.is_empty() {
-            return Verdict::Drop("fineweb_empty");
+            return ControlFlow::Break("fineweb_empty");
         }
         let punct = share(&lines, |l| l.chars().next_back().is_some_and(is_terminal_punct));
-        if punct < c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
-            return Verdict::Drop("fineweb_line_punct_ratio");
+        if !(punct == 0.0 && c.line_punct_exclude_zero) {
+            sink(Measure {
+                reason: "fineweb_line_punct_ratio",
+                what: "share of lines ending in terminal punctuation",
+                value: punct,
+                limit: c.line_punct_thr,
+                drop_above: false,
+            })?;
         }
-        let short = share(&lines, |l| py_len(l) <= c.short_line_length);
-        if short > c.short_line_thr {
-            return Verdict::Drop("fineweb_short_line_ratio");
-        }
-        let non_newline = py_len(text) - text.matches('\n').count();
+        sink(Measure {
+            reason: "fineweb_short_line_ratio",
+            what: "share of short lines",
+            value: share(&lines, |l| py_len(l) <= c.short_line_length),
+            limit: c.short_line_thr,
+            drop_above: true,
+        })?;
+        let newlines = text.matches('\n').count();
+        let non_newline = py_len(text) - newlines;
         let dup_chars = find_duplicates(lines.iter().copied()).1;
-        if dup_chars as f64 / non_newline.max(1) as f64 > c.char_duplicates_ratio {
-            return Verdict::Drop("fineweb_char_dup_ratio");
-        }
-        if text.matches('\n').count() as f64 / n_words.max(1) as f64 > c.new_line_ratio {
-            return Verdict::Drop("fineweb_list_ratio");
-        }
-        Verdict::Keep
+        sink(Measure {
+            reason: "fineweb_char_dup_ratio",
+            what: "share of characters in duplicated lines",
+            value: dup_chars as f64 / non_newline.max(1) as f64,
+            limit: c.char_duplicates_ratio,
+            drop_above: true,
+        })?;
+        sink(Measure {
+            reason: "fineweb_list_ratio",
+            what: "newlines per word",
+            value: newlines as f64 / n_words.max(1) as f64,
+            limit: c.new_line_ratio,
+            drop_above: true,
+        })
     }
 }

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{py_len, py_space, py_splitlines, share, Rule, TextDoc, Verdict};
+use std::ops::ControlFlow;
+
+use super::{py_len, py_space, py_splitlines, share, Measure, Sink, TextDoc, Thresholds};
 use crate::words::WordMode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,77 +113,107 @@ impl GopherQuality {
     }
 }
 
-impl Rule for GopherQuality {
-    fn name(&self) -> &'static str {
-        "gopher_quality"
-    }
+impl Thresholds for GopherQuality {
+    const NAME: &'static str = "gopher_quality";
 
-    fn check(&self, doc: &mut TextDoc) -> Verdict<'_> {
+    /// Datatrove's checks in its order, each handed to `sink` (which may stop); a limit
+    /// of 0 turns its check off.
+    fn eval<'a>(&'a self, doc: &mut TextDoc, sink: Sink<'_, 'a>) -> ControlFlow<&'a str> {
         let c = &self.cfg;
         let mode = doc.mode();
         let lang = doc.lang.clone();
         let (text, ranges) = doc.text_and_words();
         let words: Vec<&str> = ranges.iter().map(|r| &text[r.clone()]).collect();
-        let n_words = words.len();
+        let nw = words.len() as f64;
         let non_symbol: Vec<&str> = words
             .iter()
             .copied()
             .filter(|w| w.chars().any(|ch| !is_symbol_char(ch)))
             .collect();
-        let n = non_symbol.len() as u64;
-        if c.min_doc_words > 0 && n < c.min_doc_words {
-            return Verdict::Drop("gopher_short_doc");
-        }
-        if c.max_doc_words > 0 && n > c.max_doc_words {
-            return Verdict::Drop("gopher_long_doc");
-        }
+        let n = non_symbol.len() as f64;
+        let mut m = |reason, what, value, limit: f64, drop_above| {
+            if limit > 0.0 {
+                sink(Measure {
+                    reason,
+                    what,
+                    value,
+                    limit,
+                    drop_above,
+                })
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        m("gopher_short_doc", "words", n, c.min_doc_words as f64, false)?;
+        m("gopher_long_doc", "words", n, c.max_doc_words as f64, true)?;
         if mode == WordMode::Spaced {
-            let avg = non_symbol.iter().map(|w| py_len(w)).sum::<usize>() as f64 / non_symbol.len().max(1) as f64;
-            if c.min_avg_word_length > 0.0 && avg < c.min_avg_word_length {
-                return Verdict::Drop("gopher_below_avg_threshold");
-            }
-            if c.max_avg_word_length > 0.0 && avg > c.max_avg_word_length {
-                return Verdict::Drop("gopher_above_avg_threshold");
-            }
+            let avg = non_symbol.iter().map(|w| py_len(w)).sum::<usize>() as f64 / n.max(1.0);
+            let what = "mean word length";
+            m("gopher_below_avg_threshold", what, avg, c.min_avg_word_length, false)?;
+            m("gopher_above_avg_threshold", what, avg, c.max_avg_word_length, true)?;
         }
-        let nw = n_words as f64;
-        if c.max_symbol_word_ratio > 0.0 && text.matches('#').count() as f64 / nw > c.max_symbol_word_ratio {
-            return Verdict::Drop("gopher_too_many_hashes");
-        }
-        let ellipses = text.matches("...").count() + text.matches('…').count();
-        if c.max_symbol_word_ratio > 0.0 && ellipses as f64 / nw > c.max_symbol_word_ratio {
-            return Verdict::Drop("gopher_too_many_ellipsis");
-        }
+        let hashes = text.matches('#').count() as f64 / nw;
+        m(
+            "gopher_too_many_hashes",
+            "'#' per word",
+            hashes,
+            c.max_symbol_word_ratio,
+            true,
+        )?;
+        let ellipses = (text.matches("...").count() + text.matches('…').count()) as f64 / nw;
+        m(
+            "gopher_too_many_ellipsis",
+            "ellipses per word",
+            ellipses,
+            c.max_symbol_word_ratio,
+            true,
+        )?;
         let lines = py_splitlines(text);
         let bullet = |l: &&str| {
             let t = l.trim_start_matches(py_space);
             t.starts_with('•') || t.starts_with('-')
         };
-        if c.max_bullet_lines_ratio > 0.0 && share(&lines, bullet) > c.max_bullet_lines_ratio {
-            return Verdict::Drop("gopher_too_many_bullets");
-        }
+        let bullets = share(&lines, bullet);
+        m(
+            "gopher_too_many_bullets",
+            "share of bullet lines",
+            bullets,
+            c.max_bullet_lines_ratio,
+            true,
+        )?;
         let ellipsis_end = |l: &&str| {
             let t = l.trim_end_matches(py_space);
             t.ends_with("...") || t.ends_with('…')
         };
-        if c.max_ellipsis_lines_ratio > 0.0 && share(&lines, ellipsis_end) > c.max_ellipsis_lines_ratio {
-            return Verdict::Drop("gopher_too_many_end_ellipsis");
-        }
+        let end = share(&lines, ellipsis_end);
+        m(
+            "gopher_too_many_end_ellipsis",
+            "share of lines ending in an ellipsis",
+            end,
+            c.max_ellipsis_lines_ratio,
+            true,
+        )?;
         if c.max_non_alpha_words_ratio > 0.0 {
-            let alpha = words.iter().filter(|w| w.chars().any(char::is_alphabetic)).count();
-            if (alpha as f64 / nw) < c.max_non_alpha_words_ratio {
-                return Verdict::Drop("gopher_below_alpha_threshold");
-            }
+            let alpha = words.iter().filter(|w| w.chars().any(char::is_alphabetic)).count() as f64 / nw;
+            m(
+                "gopher_below_alpha_threshold",
+                "share of words with a letter",
+                alpha,
+                c.max_non_alpha_words_ratio,
+                false,
+            )?;
         }
-        if c.min_stop_words > 0 {
-            if let Some(stops) = c.stop_words.get(&lang) {
-                // A handful of stop words: a linear scan beats hashing every word.
-                let found: HashSet<&str> = words.iter().copied().filter(|w| stops.iter().any(|s| s == w)).collect();
-                if (found.len() as u64) < c.min_stop_words {
-                    return Verdict::Drop("gopher_enough_stop_words");
-                }
-            }
+        if let Some(stops) = c.stop_words.get(&lang).filter(|_| c.min_stop_words > 0) {
+            // A handful of stop words: a linear scan beats hashing every word.
+            let found: HashSet<&str> = words.iter().copied().filter(|w| stops.iter().any(|s| s == w)).collect();
+            m(
+                "gopher_enough_stop_words",
+                "distinct stop words",
+                found.len() as f64,
+                c.min_stop_words as f64,
+                false,
+            )?;
         }
-        Verdict::Keep
+        ControlFlow::Continue(())
     }
 }

@@ -16,7 +16,9 @@
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{find_duplicates, py_len, Rule, TextDoc, Verdict};
+use std::ops::ControlFlow;
+
+use super::{find_duplicates, py_len, Measure, Sink, TextDoc, Thresholds};
 use crate::words::WordMode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,35 +223,64 @@ fn duplicated_ngram_chars(h: &NgramHashes, lens: &[usize], n: usize, seen: &mut 
     repeated
 }
 
-impl Rule for GopherRepetition {
-    fn name(&self) -> &'static str {
-        "gopher_repetition"
-    }
+impl Thresholds for GopherRepetition {
+    const NAME: &'static str = "gopher_repetition";
 
-    fn check(&self, doc: &mut TextDoc) -> Verdict<'_> {
+    /// Datatrove's checks in its order, each handed to `sink` (which may stop); a limit
+    /// of 0 turns its check off; an empty document breaks at once.
+    fn eval<'a>(&'a self, doc: &mut TextDoc, sink: Sink<'_, 'a>) -> ControlFlow<&'a str> {
         let c = &self.cfg;
         if doc.text().is_empty() {
-            return Verdict::Drop("gopher_rep_empty");
+            return ControlFlow::Break("gopher_rep_empty");
         }
         let doc_mode = doc.mode();
         let (text, ranges) = doc.text_and_words();
         let text_len = py_len(text) as f64;
+        let mut m = |reason, what, value, limit: f64| {
+            if limit > 0.0 {
+                sink(Measure {
+                    reason,
+                    what,
+                    value,
+                    limit,
+                    drop_above: true,
+                })
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
         let paragraphs = split_newline_runs(text.trim_matches(super::py_space), 2);
         let (dup, chars) = find_duplicates(paragraphs.iter().copied());
-        if c.dup_para_frac > 0.0 && dup as f64 / paragraphs.len() as f64 > c.dup_para_frac {
-            return Verdict::Drop("gopher_rep_dup_para_frac");
-        }
-        if c.dup_para_char_frac > 0.0 && chars as f64 / text_len > c.dup_para_char_frac {
-            return Verdict::Drop("gopher_rep_dup_para_char_frac");
-        }
+        let n = paragraphs.len() as f64;
+        m(
+            "gopher_rep_dup_para_frac",
+            "share of duplicated paragraphs",
+            dup as f64 / n,
+            c.dup_para_frac,
+        )?;
+        let what = "share of characters in duplicated paragraphs";
+        m(
+            "gopher_rep_dup_para_char_frac",
+            what,
+            chars as f64 / text_len,
+            c.dup_para_char_frac,
+        )?;
         let lines = split_newline_runs(text, 1);
         let (dup, chars) = find_duplicates(lines.iter().copied());
-        if c.dup_line_frac > 0.0 && dup as f64 / lines.len() as f64 > c.dup_line_frac {
-            return Verdict::Drop("gopher_rep_dup_line_frac");
-        }
-        if c.dup_line_char_frac > 0.0 && chars as f64 / text_len > c.dup_line_char_frac {
-            return Verdict::Drop("gopher_rep_dup_line_char_frac");
-        }
+        let n = lines.len() as f64;
+        m(
+            "gopher_rep_dup_line_frac",
+            "share of duplicated lines",
+            dup as f64 / n,
+            c.dup_line_frac,
+        )?;
+        let what = "share of characters in duplicated lines";
+        m(
+            "gopher_rep_dup_line_char_frac",
+            what,
+            chars as f64 / text_len,
+            c.dup_line_char_frac,
+        )?;
         let words: Vec<&str> = ranges.iter().map(|r| &text[r.clone()]).collect();
         let lens: Vec<usize> = words.iter().map(|w| py_len(w)).collect();
         let hashes = NgramHashes::new(&words);
@@ -258,17 +289,26 @@ impl Rule for GopherRepetition {
         let sep_chars = usize::from(doc_mode == WordMode::Spaced);
         for ((n, frac), reason) in c.top_n_grams.iter().zip(&self.top_reasons) {
             if let Some(top) = top_ngram_chars(&hashes, &lens, *n, sep_chars, &mut table) {
-                if top as f64 / text_len > *frac {
-                    return Verdict::Drop(reason);
-                }
+                // Not gated on the limit: datatrove checks top n-grams whatever it is.
+                sink(Measure {
+                    reason,
+                    what: "share of characters in the top n-gram",
+                    value: top as f64 / text_len,
+                    limit: *frac,
+                    drop_above: true,
+                })?;
             }
         }
         for ((n, frac), reason) in c.dup_n_grams.iter().zip(&self.dup_reasons) {
-            if duplicated_ngram_chars(&hashes, &lens, *n, &mut table) as f64 / text_len > *frac {
-                return Verdict::Drop(reason);
-            }
+            sink(Measure {
+                reason,
+                what: "share of characters in duplicated n-grams",
+                value: duplicated_ngram_chars(&hashes, &lens, *n, &mut table) as f64 / text_len,
+                limit: *frac,
+                drop_above: true,
+            })?;
         }
-        Verdict::Keep
+        ControlFlow::Continue(())
     }
 }
 

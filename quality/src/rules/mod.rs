@@ -12,7 +12,7 @@ mod gopher_quality;
 mod gopher_repetition;
 
 use std::collections::HashSet;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 
 pub use c4::{C4Config, C4Quality};
 pub use fineweb::{FineWebConfig, FineWebQuality};
@@ -96,12 +96,85 @@ pub enum Verdict<'a> {
     Drop(&'a str),
 }
 
+/// One thresholded quantity of a rule, as the rule computed it for one document: the
+/// report's per-rule histograms are drawn from these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure<'a> {
+    /// The drop reason this quantity decides (`gopher_short_doc`, …).
+    pub reason: &'a str,
+    /// What the value counts, for a chart's axis.
+    pub what: &'static str,
+    pub value: f64,
+    pub limit: f64,
+    /// True when values above `limit` drop the document, false when values below do.
+    pub drop_above: bool,
+}
+
+impl Measure<'_> {
+    pub fn drops(&self) -> bool {
+        if self.drop_above {
+            self.value > self.limit
+        } else {
+            self.value < self.limit
+        }
+    }
+}
+
+/// Where a rule hands its measures: `check` stops at the first that drops, `measure`
+/// takes them all.
+pub type Sink<'s, 'a> = &'s mut dyn FnMut(Measure<'a>) -> ControlFlow<&'a str>;
+
+/// A rule that is a sequence of thresholded quantities (Gopher, FineWeb): written once as
+/// `eval`, it is a [`Rule`] whose `check` stops at the first quantity past its limit and
+/// whose `measure` reports them all.
+pub trait Thresholds: Send + Sync {
+    /// Family name, e.g. `gopher_quality`.
+    const NAME: &'static str;
+    /// Hands each quantity to `sink` in the rule's order, returning early when it breaks;
+    /// a document no quantity applies to (an empty one) breaks with its reason at once.
+    fn eval<'a>(&'a self, doc: &mut TextDoc, sink: Sink<'_, 'a>) -> ControlFlow<&'a str>;
+}
+
+impl<T: Thresholds> Rule for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn check(&self, doc: &mut TextDoc) -> Verdict<'_> {
+        match self.eval(doc, &mut |m| {
+            if m.drops() {
+                ControlFlow::Break(m.reason)
+            } else {
+                ControlFlow::Continue(())
+            }
+        }) {
+            ControlFlow::Break(reason) => Verdict::Drop(reason),
+            ControlFlow::Continue(()) => Verdict::Keep,
+        }
+    }
+
+    fn measure(&self, doc: &mut TextDoc) -> Vec<Measure<'_>> {
+        let mut out = Vec::new();
+        let _ = self.eval(doc, &mut |m| {
+            out.push(m);
+            ControlFlow::Continue(())
+        });
+        out
+    }
+}
+
 /// One heuristic rule. Grows by new implementations, not new methods.
 pub trait Rule: Send + Sync {
     /// Family name, e.g. `gopher_quality`.
     fn name(&self) -> &'static str;
     /// Keeps or drops `doc`; a rule may edit the text (C4 removes lines).
     fn check(&self, doc: &mut TextDoc) -> Verdict<'_>;
+    /// The rule's thresholded quantities for `doc`, all of them (for reports; the filter
+    /// itself calls `check`, which stops at the first drop). Rules whose drops are not
+    /// thresholds (C4's line edits) report none.
+    fn measure(&self, _doc: &mut TextDoc) -> Vec<Measure<'_>> {
+        Vec::new()
+    }
 }
 
 /// Python's `len(str)`: code points (bytes that do not continue a UTF-8 sequence).
