@@ -75,6 +75,10 @@ struct RawDump {
     inputs: Vec<String>,
     #[serde(default = "auto")]
     format: Format,
+    /// The licence of this dump's documents (an SPDX id or a short phrase), for the
+    /// report's dataset card; "not stated" when absent.
+    #[serde(default)]
+    license: Option<String>,
 }
 
 fn auto() -> Format {
@@ -105,6 +109,9 @@ pub struct Resolved {
     /// filled in by the train step.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub train_provenance: std::collections::BTreeMap<String, String>,
+    /// Input name → the licence its `[[dumps]]` entry states (`license = "…"`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub licenses: std::collections::BTreeMap<String, String>,
 }
 
 /// `[remix]` when the config has none: off.
@@ -183,6 +190,7 @@ pub fn from_flags(inputs: &[String], dump: Option<String>, out: &Path, shards: u
             name: dump,
             inputs: inputs.to_vec(),
             format: Format::Auto,
+            license: None,
         }],
         ingest: IngestConfig::default(),
         filter: FilterConfig::default(),
@@ -218,6 +226,7 @@ pub fn for_run_dir(run_dir: &Path, shards: usize) -> Resolved {
         sweep: SweepConfig::off(),
         train_explicit: Vec::new(),
         train_provenance: Default::default(),
+        licenses: Default::default(),
     }
 }
 
@@ -263,6 +272,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
         bail!(usage("no inputs: add a [[dumps]] entry with `inputs = [...]`"));
     }
     let mut inputs = Vec::new();
+    let mut licenses = std::collections::BTreeMap::new();
     for (i, d) in raw.dumps.iter().enumerate() {
         if d.name
             .as_deref()
@@ -272,6 +282,11 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
         }
         if d.inputs.is_empty() {
             bail!(usage(format!("dumps[{i}] lists no inputs")));
+        }
+        if d.license.as_deref().is_some_and(|l| l.trim().is_empty()) {
+            bail!(usage(format!(
+                "dumps[{i}].license is empty: give an SPDX id or a phrase, or leave it out"
+            )));
         }
         for pattern in &d.inputs {
             for path in expand(&base.join(pattern))
@@ -284,6 +299,9 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
                     .display()
                     .to_string();
                 let path = normalize(&path);
+                if let Some(l) = &d.license {
+                    licenses.insert(name.clone(), l.trim().to_owned());
+                }
                 inputs.push(InputFile {
                     name,
                     path,
@@ -350,6 +368,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
         score,
         train_explicit: Vec::new(),
         train_provenance: Default::default(),
+        licenses,
         filter,
         dedup,
         quality,

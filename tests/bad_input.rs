@@ -288,6 +288,19 @@ fn config_mistakes_exit_2_naming_key_file_and_line() -> TestResult {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = run(&["ingest", "--shard", "1"]);
     assert_eq!(o.status.code(), Some(2), "clap usage errors exit 2");
+    // A stated licence must say something (the dataset card prints it).
+    let cfg = tmp.path().join("license.toml");
+    let data = common::repo().join("data/demo/WEB-1997");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[run]\ndir = \"r\"\n\n[[dumps]]\ninputs = [{:?}]\nlicense = \" \"\n",
+            data.display().to_string()
+        ),
+    )?;
+    let o = run(&["run", cfg.to_str().ok_or("path")?]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("dumps[0].license is empty"), "{}", stderr(&o));
     Ok(())
 }
 

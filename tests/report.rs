@@ -68,6 +68,9 @@ fn stable(mut r: Value, run_dir: &Path) -> Result<Value, Box<dyn std::error::Err
     let curve = t["curve"].as_array().ok_or("train.curve")?;
     assert!(curve.iter().all(|p| p.as_array().is_some_and(|p| p.len() == 4)));
     t["curve"] = curve.len().into();
+    let val = t["val_curve"].as_array().ok_or("train.val_curve")?;
+    assert!(!val.is_empty(), "no validation points");
+    t["val_curve"] = val.len().into();
     let text = serde_json::to_string_pretty(&r)?;
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned()).display().to_string();
     let text = text
@@ -203,9 +206,13 @@ fn browse(page: &Path, what: &str) -> Result<(String, String), Box<dyn std::erro
     ))
 }
 
-/// The page's console messages (CSP violations, script errors) as Chromium logs them.
+/// The page's console messages (CSP violations, script errors) as Chromium logs them;
+/// Chromium's own pages (`source: chrome://…`, e.g. a "slow network" note of its new-tab
+/// UI) are not the page's.
 fn console(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| l.contains(":CONSOLE")).collect()
+    log.lines()
+        .filter(|l| l.contains(":CONSOLE") && !l.contains("source: chrome://"))
+        .collect()
 }
 
 #[test]
@@ -257,6 +264,7 @@ fn report_html_renders_offline_in_chromium_with_every_section_and_chart() -> Tes
         "bytes-per-token-dump",
         "score-p",
         "train-loss",
+        "train-bpb",
         "train-lr",
         "train-gradnorm",
     ]

@@ -310,6 +310,13 @@ pub struct Sweep {
     /// (approach, a, interval low, interval high) where fitted.
     pub estimates: Vec<(String, f64, Option<f64>, Option<f64>)>,
     pub budgets: Vec<IsoFlop>,
+    /// Approach 2's power law through the vertices: ln M_opt = intercept + exponent·ln C,
+    /// as (exponent, intercept).
+    #[serde(default)]
+    pub size_fit: Option<(f64, f64)>,
+    /// The score's prediction: (C, M_opt) at each of score.json's budgets.
+    #[serde(default)]
+    pub predicted: Vec<(f64, f64)>,
     pub warnings: Vec<String>,
 }
 
@@ -331,8 +338,14 @@ pub struct Train {
     pub final_loss: f64,
     pub val_loss: Option<f64>,
     pub val_bpb: Option<f64>,
+    /// Text bytes per token of the validation windows: bits per byte = nats / ln 2 / this.
+    #[serde(default)]
+    pub bytes_per_token: Option<f64>,
     /// (tokens, loss, learning rate, grad norm), at most a few hundred points.
     pub curve: Vec<(f64, f64, f64, f64)>,
+    /// (tokens, validation bits per byte) at every evaluation.
+    #[serde(default)]
+    pub val_curve: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

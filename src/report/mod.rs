@@ -205,11 +205,12 @@ fn build(run: &Path, args: &ReportArgs) -> Result<Report> {
         r.tokenize = Some(sections::tokenize(t));
         r.header.tokenizer = digest(&run.join("tokenizer/tokenizer.json"), "tokenizer.json")?;
     }
-    if let Some(sc) = read_json(&run.join("score/score.json"))? {
-        r.score = Some(sections::score(&sc));
+    let score = read_json(&run.join("score/score.json"))?;
+    if let Some(sc) = &score {
+        r.score = Some(sections::score(sc));
     }
     if let Some(fit) = read_json(&run.join("sweep/fit.json"))? {
-        r.sweep = Some(sections::sweep(&fit));
+        r.sweep = Some(sections::sweep(&fit, score.as_ref()));
     }
     if let Some(sum) = read_json(&run.join("train/summary.json"))? {
         r.train = Some(sections::train(run, &sum)?);

@@ -81,12 +81,27 @@ pub(super) fn datasheet(r: &Report, cfg: &toml::Value) -> Datasheet {
             .to_owned();
         by_dump.entry(dump).or_default().push(i.path.clone());
     }
+    let licenses = cfg.get("licenses").and_then(toml::Value::as_table);
     let sources = by_dump
         .into_iter()
-        .map(|(dump, inputs)| SourceCard {
-            dump,
-            inputs,
-            license: "not stated".into(),
+        .map(|(dump, inputs)| {
+            // The licences the dump's inputs state, each once; "not stated" for any without.
+            let mut stated: Vec<&str> = inputs
+                .iter()
+                .map(|i| {
+                    licenses
+                        .and_then(|l| l.get(i))
+                        .and_then(toml::Value::as_str)
+                        .unwrap_or("not stated")
+                })
+                .collect();
+            stated.sort_unstable();
+            stated.dedup();
+            SourceCard {
+                dump,
+                license: stated.join("; "),
+                inputs,
+            }
         })
         .collect();
     let stages: Vec<String> = r

@@ -3,7 +3,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use loam_pipeline::sample::SampleRow;
 use loam_report::model::*;
 use serde_json::Value;
@@ -541,7 +541,8 @@ pub(super) fn score(sc: &Value) -> Score {
     }
 }
 
-pub(super) fn sweep(fit: &Value) -> Sweep {
+/// The sweep's IsoFLOP curves and fits; `score` (score.json) gives the predicted M_opt(C).
+pub(super) fn sweep(fit: &Value, score: Option<&Value>) -> Sweep {
     let runs = fit["sweep"]["runs"].as_array().cloned().unwrap_or_default();
     let slices = fit["approach2"]["fit"]["slices"]
         .as_array()
@@ -594,6 +595,18 @@ pub(super) fn sweep(fit: &Value) -> Sweep {
         .flatten()
         .collect(),
         budgets,
+        size_fit: {
+            let z = &fit["approach2"]["fit"]["size"];
+            z["exponent"].as_f64().zip(z["intercept"].as_f64())
+        },
+        predicted: score
+            .and_then(|sc| sc["budgets"].as_array())
+            .map(|b| {
+                b.iter()
+                    .filter_map(|x| Some((x["compute"].as_f64()?, x["m_opt"].as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
         warnings: fit["warnings"]
             .as_array()
             .map(|w| w.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
@@ -601,19 +614,39 @@ pub(super) fn sweep(fit: &Value) -> Sweep {
     }
 }
 
+/// Curve points kept from train/metrics.jsonl: every k-th step, so at most about this many.
+const CURVE_POINTS: usize = 400;
+
 pub(super) fn train(run: &Path, sum: &Value) -> Result<Train> {
+    use std::io::BufRead;
     let path = run.join("train/metrics.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let all: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    // At most ~400 points: every k-th step, and always the last.
-    let every = all.len().div_ceil(400).max(1);
-    let curve = all
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % every == 0 || *i + 1 == all.len())
-        .filter(|(_, m)| m.get("loss").is_some())
-        .map(|(_, m)| (f(m, "tokens"), f(m, "loss"), f(m, "lr"), f(m, "grad_norm")))
-        .collect();
+    // Streamed twice (count, then pick): a long run's metrics are never held whole.
+    let lines = || -> Result<Box<dyn Iterator<Item = String>>> {
+        match std::fs::File::open(&path) {
+            Ok(file) => Ok(Box::new(std::io::BufReader::new(file).lines().map_while(|l| l.ok()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    };
+    let n = lines()?.count();
+    let every = n.div_ceil(CURVE_POINTS).max(1);
+    let (mut curve, mut val_curve) = (Vec::new(), Vec::new());
+    for (i, line) in lines()?.enumerate() {
+        let pick = i % every == 0 || i + 1 == n;
+        let has_val = line.contains("\"val_bpb\"");
+        if !pick && !has_val {
+            continue;
+        }
+        let Ok(m) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if pick && m.get("loss").is_some() {
+            curve.push((f(&m, "tokens"), f(&m, "loss"), f(&m, "lr"), f(&m, "grad_norm")));
+        }
+        if let Some(b) = m["val_bpb"].as_f64() {
+            val_curve.push((f(&m, "tokens"), b));
+        }
+    }
     Ok(Train {
         steps: u(sum, "steps"),
         tokens: u(sum, "tokens"),
@@ -621,6 +654,8 @@ pub(super) fn train(run: &Path, sum: &Value) -> Result<Train> {
         final_loss: f(sum, "final_loss"),
         val_loss: sum["val_loss"].as_f64(),
         val_bpb: sum["val_bpb"].as_f64(),
+        bytes_per_token: sum["bytes_per_token_val"].as_f64(),
         curve,
+        val_curve,
     })
 }

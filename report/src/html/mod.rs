@@ -44,7 +44,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,"Noto Sans Mono CJK SC",monospace}
 pre{white-space:pre-wrap;word-break:break-word;background:#f6f6f6;padding:8px;max-height:420px;overflow:auto}
 blockquote{margin:4px 0 10px;padding:4px 10px;border-left:3px solid var(--line);color:#333;white-space:pre-wrap;word-break:break-word}
-@media (max-width:600px){body{padding:8px;font-size:13px}h2{font-size:16px}}
+@media (max-width:600px){body{padding:8px;font-size:13px}h2{font-size:16px}figure{overflow-x:auto}svg.chart{max-width:none;width:520px}}
 @media print{nav{display:none}h2{break-after:avoid}pre{max-height:none}body{max-width:none}}
 "#;
 

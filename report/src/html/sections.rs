@@ -537,6 +537,7 @@ pub(super) fn sweep(p: &mut Page, r: &Report) {
         let x = Axis::fit("M (non-embedding FLOPs/token)", true, all.iter().map(|p| p.0), false);
         let y = Axis::fit("validation bits per byte", false, all.iter().map(|p| p.1), false);
         figure(o, "isoflop", "IsoFLOP curves: validation loss against model scale at each budget, the fitted parabolas in ln M and their vertices", svg::lines("IsoFLOP curves", &x, &y, &series));
+        scaling_chart(o, s);
         let rows: Vec<Vec<String>> = s
             .estimates
             .iter()
@@ -550,6 +551,67 @@ pub(super) fn sweep(p: &mut Page, r: &Report) {
             note(o, w);
         }
     });
+}
+
+/// M_opt against C on log axes: the IsoFLOP vertices, approach 2's power law through them
+/// and the score's prediction (slope a(q)), over the budgets of both.
+fn scaling_chart(o: &mut String, s: &crate::model::Sweep) {
+    let vertices: Vec<(f64, f64)> = s
+        .budgets
+        .iter()
+        .filter_map(|b| b.vertex.map(|v| (b.flops, v.0)))
+        .collect();
+    let cs: Vec<f64> = s
+        .budgets
+        .iter()
+        .map(|b| b.flops)
+        .chain(s.predicted.iter().map(|p| p.0))
+        .collect();
+    let (lo, hi) = cs
+        .iter()
+        .fold((f64::INFINITY, 0f64), |(l, h), c| (l.min(*c), h.max(*c)));
+    if vertices.is_empty() || lo <= 0.0 {
+        return;
+    }
+    let span = |f: &dyn Fn(f64) -> f64| -> Vec<(f64, f64)> {
+        (0..=20)
+            .map(|k| {
+                let c = (lo.ln() + (hi.ln() - lo.ln()) * k as f64 / 20.0).exp();
+                (c, f(c))
+            })
+            .collect()
+    };
+    let mut series = vec![Series {
+        name: "IsoFLOP vertices".into(),
+        points: vertices,
+        style: Style::Points,
+        colour: 5,
+    }];
+    if let Some((e, i)) = s.size_fit {
+        series.push(Series {
+            name: format!("approach 2 fit (a = {e:.3})"),
+            points: span(&|c| (i + e * c.ln()).exp()),
+            style: Style::Dashed,
+            colour: 0,
+        });
+    }
+    if let (Some(a), Some(&(c0, m0))) = (s.predicted_a, s.predicted.first()) {
+        series.push(Series {
+            name: format!("score's prediction (a = {a:.3})"),
+            points: span(&|c| m0 * (c / c0).powf(a)),
+            style: Style::Line,
+            colour: 1,
+        });
+    }
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|x| x.points.iter().copied()).collect();
+    let x = Axis::fit("C (FLOPs)", true, all.iter().map(|p| p.0), false);
+    let y = Axis::fit(
+        "M_opt (non-embedding FLOPs/token)",
+        true,
+        all.iter().map(|p| p.1),
+        false,
+    );
+    figure(o, "sweep-scaling", "Compute-optimal model scale against budget: the vertices, the power law fitted through them, and what the score predicted", svg::lines("M_opt vs C", &x, &y, &series));
 }
 
 pub(super) fn train(p: &mut Page, r: &Report) {
@@ -591,6 +653,24 @@ pub(super) fn train(p: &mut Page, r: &Report) {
                 }],
             ),
         );
+        if let Some(bpt) = t.bytes_per_token.filter(|b| *b > 0.0) {
+            let train_bpb: Vec<(f64, f64)> = loss.iter().map(|&(x, l)| (x, l / std::f64::consts::LN_2 / bpt)).collect();
+            let all = train_bpb.iter().chain(&t.val_curve);
+            figure(
+                o,
+                "train-bpb",
+                &format!("Bits per byte against tokens seen: training (loss / ln 2 / {bpt:.3} bytes per token) and validation"),
+                svg::lines(
+                    "bits per byte",
+                    &xa(&train_bpb),
+                    &Axis::fit("bits per byte", false, all.map(|p| p.1), false),
+                    &[
+                        Series { name: "training".into(), points: train_bpb.clone(), style: Style::Line, colour: 0 },
+                        Series { name: "validation".into(), points: t.val_curve.clone(), style: Style::LinePoints, colour: 1 },
+                    ],
+                ),
+            );
+        }
         figure(
             o,
             "train-lr",
