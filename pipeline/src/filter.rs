@@ -25,18 +25,24 @@ impl Filter {
     pub fn new(upstream: &Path, cfg: FilterConfig, threads: usize) -> Result<Self> {
         let (inputs, upstream_fp) = committed_outputs(upstream, "filter")?;
         let sizes = file_sizes(inputs.iter().map(PathBuf::as_path))?;
-        let model_size = std::fs::metadata(&cfg.lid_model).map(|m| m.len()).unwrap_or(0);
-        let blocklist = cfg
-            .blocklist
-            .as_ref()
-            .and_then(|b| std::fs::read(b).ok())
-            .unwrap_or_default();
+        let hash = |p: &Path| {
+            format!(
+                "{:032x}",
+                xxhash_rust::xxh3::xxh3_128(&std::fs::read(p).unwrap_or_default())
+            )
+        };
+        // The fingerprint names the model and blocklist by content, not path: the same
+        // config spelled from another directory (or absolute, as a scheduler passes it) is
+        // the same configuration.
+        let mut keyed = cfg.clone();
+        keyed.lid_model = PathBuf::new();
+        keyed.blocklist = None;
         let key = serde_json::json!({
-            "stage": "filter/1",
-            "config": cfg,
+            "stage": "filter/2",
+            "config": keyed,
             "upstream": upstream_fp,
-            "lid_model_bytes": model_size,
-            "blocklist": format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&blocklist)),
+            "lid_model": hash(&cfg.lid_model),
+            "blocklist": cfg.blocklist.as_deref().map(hash),
         });
         let fingerprint = fingerprint(&key);
         let filter = DocumentFilter::new(cfg).map_err(|e| PipelineError::Config(e.to_string()))?;
