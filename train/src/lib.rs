@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 pub mod checkpoint;
 pub mod data;
+pub mod export;
 pub mod fit;
 pub mod flops;
 pub mod model;
