@@ -478,9 +478,31 @@ fn py_str(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
+/// How the exported DAG's tasks run on the workers.
+pub struct AirflowOptions {
+    /// The loam binary as the workers see it.
+    pub binary: String,
+    pub dag_id: Option<String>,
+    /// `--set KEY=VALUE` overrides the DAG was made with: every task gets them too, so the
+    /// tasks run the configuration the DAG's shape came from.
+    pub overrides: Vec<String>,
+    /// Tries after a failure (shard jobs are idempotent, so a retry is safe).
+    pub retries: u32,
+    pub retry_delay_s: u64,
+    /// Airflow pool the tasks take slots from (size it to the workers' cores).
+    pub pool: String,
+}
+
+/// A POSIX-shell single-quoted word.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// The Airflow DAG for `cfg` (loaded from `config`): one `BashOperator` per task of each
-/// step, each task after every task of the steps it reads, `loam ledger` last.
-pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>) -> Result<String> {
+/// step, each task after every task of the steps it reads, `loam ledger` last. Airflow 3
+/// (`airflow.sdk`, the standard provider's BashOperator), falling back to 2.10's imports.
+pub fn airflow(cfg: &Resolved, config: &Path, opts: &AirflowOptions) -> Result<String> {
+    let (binary, dag_id) = (opts.binary.as_str(), opts.dag_id.as_deref());
     let config = std::fs::canonicalize(config).with_context(|| format!("resolving {}", config.display()))?;
     let run_dir = std::env::current_dir()?.join(&cfg.run_dir);
     let run_dir = crate::config::normalize(&run_dir);
@@ -501,13 +523,37 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
         py,
         "# One task per stage shard; a step starts once every task of the steps it reads is done."
     );
-    let _ = writeln!(py, "from datetime import datetime\n");
-    let _ = writeln!(py, "from airflow import DAG");
-    let _ = writeln!(py, "from airflow.operators.bash import BashOperator\n");
+    let _ = writeln!(py, "from datetime import datetime, timedelta\n");
+    let _ = writeln!(py, "try:  # Airflow 3");
+    let _ = writeln!(py, "    from airflow.sdk import DAG");
+    let _ = writeln!(
+        py,
+        "    from airflow.providers.standard.operators.bash import BashOperator"
+    );
+    let _ = writeln!(py, "except ImportError:  # Airflow 2.10");
+    let _ = writeln!(py, "    from airflow import DAG");
+    let _ = writeln!(py, "    from airflow.operators.bash import BashOperator\n");
     let _ = writeln!(py, "LOAM = {}  # the loam binary on the workers", py_str(binary));
     let _ = writeln!(py, "CONFIG = {}", py_str(&config.display().to_string()));
     let _ = writeln!(py, "RUN_DIR = {}", py_str(&run_dir.display().to_string()));
     let _ = writeln!(py, "SHARDS = {}", cfg.shards);
+    let sets: String = opts
+        .overrides
+        .iter()
+        .map(|o| format!(" --set {}", sh_quote(o)))
+        .collect();
+    let _ = writeln!(
+        py,
+        "SETS = {}  # the --set overrides the DAG was made with",
+        py_str(&sets)
+    );
+    let _ = writeln!(
+        py,
+        "RETRIES = {}  # shard jobs are idempotent: a retry is safe",
+        opts.retries
+    );
+    let _ = writeln!(py, "RETRY_DELAY = timedelta(seconds={})", opts.retry_delay_s);
+    let _ = writeln!(py, "POOL = {}  # size it to the workers' cores", py_str(&opts.pool));
     if sweep_on(cfg) {
         let _ = writeln!(
             py,
@@ -518,7 +564,7 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
     let _ = writeln!(py);
     let _ = writeln!(
         py,
-        "with DAG(dag_id={}, start_date=datetime(2024, 1, 1), schedule=None, catchup=False, tags=[\"loam\"]) as dag:",
+        "with DAG(dag_id={}, start_date=datetime(2024, 1, 1), schedule=None, catchup=False, tags=[\"loam\"],\n         default_args={{\"retries\": RETRIES, \"retry_delay\": RETRY_DELAY, \"pool\": POOL}}) as dag:",
         py_str(dag_id.unwrap_or(&default_id))
     );
     let mut read: Vec<&str> = Vec::new();
@@ -536,9 +582,8 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
             let _ = writeln!(py, "            task_id=f\"{name}_{id}\",");
             let _ = writeln!(
                 py,
-                "            bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' {flags}\","
+                "            bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}' {flags}{{SETS}}\","
             );
-            let _ = writeln!(py, "            retries=2,");
             let _ = writeln!(py, "        )");
             let _ = writeln!(py, "        for i in range({count})");
             let _ = writeln!(py, "    ]");
@@ -546,7 +591,7 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
             let of = if step.needs_split { " --of {SHARDS}" } else { "" };
             let _ = writeln!(
                 py,
-                "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}\", retries=2)]"
+                "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}{{SETS}}\")]"
             );
         }
         // The report (the last step) also waits for the ledger, not the ledger for it.
@@ -574,5 +619,28 @@ pub fn airflow(cfg: &Resolved, config: &Path, binary: &str, dag_id: Option<&str>
     let _ = writeln!(py, "    for t in {REPORT_STEP}_tasks:");
     let _ = writeln!(py, "        t.trigger_rule = \"all_done\"");
     let _ = writeln!(py, "        t.set_upstream([ledger])");
+    // Airflow sets a run's state from its leaves; the report (all_done) would be the only
+    // one and mark a run whose shard failed successful. The watcher fails it instead, and
+    // is skipped when nothing failed.
+    let _ = writeln!(
+        py,
+        "    verdict = BashOperator(task_id=\"verdict\", trigger_rule=\"one_failed\", retries=0,\n        bash_command=\"echo 'a loam task failed: see its log, then loam ledger and the report' >&2; exit 1\")"
+    );
+    let _ = writeln!(
+        py,
+        "    verdict.set_upstream([t for t in dag.tasks if t.task_id != \"verdict\"])"
+    );
     Ok(py)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sh_quote;
+
+    #[test]
+    fn overrides_are_quoted_for_the_shell() {
+        assert_eq!(sh_quote("run.dir=/data/x y"), "'run.dir=/data/x y'");
+        // A quote ends the word, is escaped, and the word resumes.
+        assert_eq!(sh_quote("a'b"), "'a'\\''b'");
+    }
 }

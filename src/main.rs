@@ -7,6 +7,7 @@
 mod config;
 mod corpus;
 mod dag;
+mod export;
 mod quality;
 mod remix;
 mod report;
@@ -85,6 +86,12 @@ enum Command {
     /// The dataset quality report of a run: report/report.json, report.html (one offline
     /// page with charts) and README.md (a dataset card).
     Report(report::ReportArgs),
+    /// A trained checkpoint as a Hugging Face `LlamaForCausalLM` folder (config.json,
+    /// model.safetensors with HF names and layouts, generation_config.json, the tokenizer).
+    Export(export::ExportArgs),
+    /// Greedy continuation of a prompt with a checkpoint (CPU): the reference an export is
+    /// checked against; `--logits F` also writes the prompt's logits.
+    Generate(export::GenerateArgs),
     /// Write the run's DAG for a scheduler (stdout): one task per stage shard.
     Dag {
         #[arg(long)]
@@ -98,8 +105,18 @@ enum Command {
         /// DAG id (default: loam_<run dir name>).
         #[arg(long)]
         dag_id: Option<String>,
+        /// Overrides of the config; every task gets them too.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Tries after a failed task (shard jobs are idempotent).
+        #[arg(long, default_value_t = 2)]
+        retries: u32,
+        /// Seconds between tries.
+        #[arg(long, default_value_t = 60)]
+        retry_delay_s: u64,
+        /// Airflow pool the tasks take slots from.
+        #[arg(long, default_value = "default_pool")]
+        pool: String,
     },
     /// Check that every stage's documents in = kept + dropped, and print the table.
     Ledger {
@@ -397,10 +414,21 @@ fn dispatch(cli: Cli) -> Result<Output> {
             binary,
             dag_id,
             overrides,
+            retries,
+            retry_delay_s,
+            pool,
             ..
         } => {
             let cfg = config::load(&config, &overrides)?;
-            dag::airflow(&cfg, &config, &binary, dag_id.as_deref()).map(Output::Text)
+            let opts = dag::AirflowOptions {
+                binary,
+                dag_id,
+                overrides,
+                retries,
+                retry_delay_s,
+                pool,
+            };
+            dag::airflow(&cfg, &config, &opts).map(Output::Text)
         }
         Command::Tokenizer {
             action: TokenizerAction::Train(args),
@@ -408,6 +436,8 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Command::Tokenizer { action } => tokens::tokenizer_cmd(action).map(Output::Text),
         Command::Tokenize(args) => tokens::tokenize_cmd(args).map(Output::Line),
         Command::Train(args) => training::model_train_cmd(args).map(Output::Line),
+        Command::Export(args) => export::export_cmd(&args).map(Output::Line),
+        Command::Generate(args) => export::generate_cmd(&args).map(Output::Line),
         Command::Ledger { run_dir, json } => {
             let ledger = dag::ledger(&run_dir)?;
             eprint!("{}", ledger.table());

@@ -819,9 +819,15 @@ impl IndexShard {
 
 /// Crash-test hook: when `LOAM_FAILPOINT` is `name` or `name@shard`, the process says so on
 /// stderr and stops here until it is killed, so a test can SIGKILL it at a known point.
+/// With a `:exit` suffix it exits with status 1 there instead (a task that fails by itself,
+/// as a scheduler sees one).
 pub fn failpoint(name: &str, shard: ShardId) {
     let Ok(want) = std::env::var("LOAM_FAILPOINT") else {
         return;
+    };
+    let (want, exit) = match want.strip_suffix(":exit") {
+        Some(w) => (w.to_owned(), true),
+        None => (want, false),
     };
     let (point, at) = match want.split_once('@') {
         Some((p, s)) => (p, s.parse::<usize>().ok()),
@@ -829,6 +835,13 @@ pub fn failpoint(name: &str, shard: ShardId) {
     };
     if point == name && at.is_none_or(|s| s == shard.index()) {
         eprintln!("failpoint {name}@{} reached", shard.index());
+        if exit {
+            eprintln!(
+                "failpoint {name}@{}: exiting with status 1 (LOAM_FAILPOINT)",
+                shard.index()
+            );
+            std::process::exit(1);
+        }
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }

@@ -33,6 +33,9 @@ pub struct ReportArgs {
     /// Inputs larger than this in total are listed with sizes only, not hashed.
     #[arg(long, default_value_t = DEFAULT_HASH_LIMIT_MB)]
     pub hash_limit_mb: u64,
+    /// Config overrides, as the run was made with (with --config).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+    pub overrides: Vec<String>,
 }
 
 const DEFAULT_SAMPLE: usize = 2000;
@@ -51,7 +54,7 @@ pub struct Written {
 pub fn report_cmd(args: &ReportArgs) -> Result<Value> {
     let run = match (&args.run, &args.config) {
         (Some(r), _) => r.clone(),
-        (None, Some(c)) => crate::config::load(c, &[])?.run_dir,
+        (None, Some(c)) => crate::config::load(c, &args.overrides)?.run_dir,
         (None, None) => anyhow::bail!(crate::config::UsageError(
             "loam report needs --run DIR or --config FILE".into()
         )),
@@ -69,6 +72,7 @@ pub fn report_step(ctx: &mut crate::dag::Ctx<'_>) -> Result<()> {
         out: None,
         sample: DEFAULT_SAMPLE,
         hash_limit_mb: DEFAULT_HASH_LIMIT_MB,
+        overrides: Vec::new(),
     };
     let w = write(&ctx.cfg.run_dir, &args)?;
     eprintln!("report: {}", w.html.display());

@@ -209,3 +209,32 @@ pub fn kill_at_failpoint(mut cmd: Command, point: &str) {
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
 }
+
+/// The virtualenv holding real Airflow (apache-airflow 3.3.2 under
+/// tests/airflow/constraints-3.3.2.txt; `.ci/run` makes it): `$LOAM_AIRFLOW_VENV`, else
+/// `~/.cache/loam-airflow-3.3.2`.
+pub fn airflow_venv() -> PathBuf {
+    let venv = std::env::var_os("LOAM_AIRFLOW_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/loam-airflow-3.3.2")
+        });
+    assert!(
+        venv.join("bin/airflow").is_file(),
+        "no Airflow at {}: run `bash .ci/run` once (it makes the venv), or set LOAM_AIRFLOW_VENV",
+        venv.display()
+    );
+    venv
+}
+
+/// `program` (`airflow` or `python`) of the Airflow venv, with its home and DAG folder in
+/// `home` (SQLite metadata, no examples).
+pub fn airflow_cmd(program: &str, home: &Path) -> Command {
+    let mut c = Command::new(airflow_venv().join("bin").join(program));
+    c.env("AIRFLOW_HOME", home)
+        .env("AIRFLOW__CORE__DAGS_FOLDER", home.join("dags"))
+        .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        .env("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "120")
+        .env_remove("LOAM_FAILPOINT");
+    c
+}
