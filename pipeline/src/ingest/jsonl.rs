@@ -11,11 +11,11 @@ use crate::schema::Document;
 use crate::stage::par_map;
 use crate::stage::ShardWriter;
 
-struct Line {
-    number: u64,
-    offset: u64,
-    bytes: Vec<u8>,
-    too_long: bool,
+pub(super) struct Line {
+    pub number: u64,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    pub too_long: bool,
 }
 
 pub(crate) fn ingest(ctx: &FileCtx<'_>, dump: Option<String>, opened: Opened, out: &mut ShardWriter) -> Result<()> {
@@ -100,7 +100,7 @@ fn as_text(v: &Value) -> Option<String> {
     }
 }
 
-fn line_outcome(ctx: &FileCtx<'_>, dump: Option<&str>, line: &Line) -> Result<Outcome> {
+pub(super) fn line_outcome(ctx: &FileCtx<'_>, dump: Option<&str>, line: &Line) -> Result<Outcome> {
     let loc = format!("{} @ line {} (byte {})", ctx.name, line.number, line.offset);
     let quarantine = |reason: &'static str, detail: String, dump: &str| Outcome {
         bytes_in: line.bytes.len() as u64,

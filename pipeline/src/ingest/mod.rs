@@ -12,6 +12,8 @@
 //! Invalid UTF-8 is decoded lossily (U+FFFD) and counted (`lossy_utf8`), never dropped:
 //! a few bad bytes in a long page should not cost the page, and the count shows the rate.
 mod extract;
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 mod jsonl;
 mod open;
