@@ -107,40 +107,27 @@ pub fn export_cmd(args: &ExportArgs) -> Result<Value> {
     let (_, ids) = special_ids(&args.ckpt.run)?;
     let tensors = export::hf_tensors(&ckpt)?;
     let out = &args.out;
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp.{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    loam_train::checkpoint::write_safetensors(&tmp.join("model.safetensors"), &tensors, &export::hf_metadata())?;
-    let json = |v: &Value| serde_json::to_vec_pretty(v).unwrap_or_default();
-    let write = |file: &str, bytes: &[u8]| {
-        let p = tmp.join(file);
-        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))
-    };
-    write("config.json", &json(&export::hf_config(&ckpt.config, ids)))?;
-    write(
-        "generation_config.json",
-        &json(&export::hf_generation_config(&ckpt.config, ids)),
-    )?;
-    for file in ["tokenizer.json", "tokenizer_config.json"] {
-        let src = tokenizer_dir(&args.ckpt.run).join(file);
-        let bytes = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
-        write(file, &bytes)?;
-    }
-    if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("moving the export into {}", out.display()))?;
+    let tok_dir = tokenizer_dir(&args.ckpt.run);
+    loam_train::checkpoint::commit_dir(out, |tmp| {
+        loam_train::checkpoint::write_safetensors(&tmp.join("model.safetensors"), &tensors, &export::hf_metadata())?;
+        let json = |v: &Value| serde_json::to_vec_pretty(v).unwrap_or_default();
+        let write = |file: &str, bytes: &[u8]| {
+            let p = tmp.join(file);
+            std::fs::write(&p, bytes).map_err(|e| loam_train::TrainError::Io { path: p, source: e })
+        };
+        write("config.json", &json(&export::hf_config(&ckpt.config, ids)))?;
+        write(
+            "generation_config.json",
+            &json(&export::hf_generation_config(&ckpt.config, ids)),
+        )?;
+        for file in ["tokenizer.json", "tokenizer_config.json"] {
+            let src = tok_dir.join(file);
+            let bytes = std::fs::read(&src).map_err(|e| loam_train::TrainError::Io { path: src, source: e })?;
+            write(file, &bytes)?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("writing the export into {}", out.display()))?;
     eprintln!(
         "export: {} → {} ({} tensors, {} layers × {})",
         dir.display(),
@@ -173,7 +160,7 @@ pub fn generate_cmd(args: &GenerateArgs) -> Result<Value> {
         loam_train::TrainError::Config(m) => anyhow::Error::new(UsageError(m)),
         other => anyhow::Error::new(other),
     };
-    let new = export::greedy(
+    let (new, prompt_logits) = export::greedy(
         &model,
         &ckpt.config,
         &prompt,
@@ -183,10 +170,9 @@ pub fn generate_cmd(args: &GenerateArgs) -> Result<Value> {
     )
     .map_err(map)?;
     if let Some(path) = &args.logits {
-        let values = export::logits(&model, &prompt, &device);
         let tensors = std::collections::BTreeMap::from([(
             "logits".to_owned(),
-            (vec![prompt.len(), ckpt.config.vocab_size], values),
+            (vec![prompt.len(), ckpt.config.vocab_size], prompt_logits),
         )]);
         loam_train::checkpoint::write_safetensors(path, &tensors, &export::hf_metadata())?;
     }

@@ -9,10 +9,6 @@ use std::path::Path;
 
 use common::*;
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
 /// `loam dag` of the demo config into `home/dags/`, the run going to `run_dir`.
 fn export_dag(home: &Path, run_dir: &Path, dag_id: &str, extra: &[&str]) -> TestResult {
     let set = format!("run.dir={}", run_dir.display());

@@ -11,10 +11,6 @@ use std::path::Path;
 
 use common::*;
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap_or_default()
-}
-
 /// Real text: the first documents of the demo's WEB-1997 dump.
 fn real_texts(n: usize) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let f = std::fs::File::open(repo().join("data/demo/WEB-1997/web-news.jsonl.gz"))?;
@@ -216,17 +212,4 @@ fn export_without_a_checkpoint_says_what_to_run() -> TestResult {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("step-000007"), "{}", stderr(&o));
     Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
-        }
-        Ok(())
-    } else {
-        std::fs::copy(from, to).map(|_| ())
-    }
 }

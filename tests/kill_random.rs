@@ -37,19 +37,6 @@ impl Rng {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
-        }
-        Ok(())
-    } else {
-        std::fs::copy(from, to).map(|_| ())
-    }
-}
-
 fn until(dir: &Path, stage: &str) -> std::process::Command {
     let mut c = loam();
     c.args(["run", "configs/demo.toml", "--until", stage, "--run-dir"])

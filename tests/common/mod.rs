@@ -238,3 +238,22 @@ pub fn airflow_cmd(program: &str, home: &Path) -> Command {
         .env_remove("LOAM_FAILPOINT");
     c
 }
+
+/// A path as a `&str` argument (tests' temporary paths are UTF-8).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// Copies a file, or a folder and everything under it.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}

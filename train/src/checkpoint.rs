@@ -132,6 +132,30 @@ pub fn checkpoints_dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
 }
 
+/// Fills a folder under a hidden temporary name beside `dest` (`fill` gets that path), then
+/// replaces `dest` with it by rename: a kill at any point leaves the old `dest` or the new.
+pub fn commit_dir(dest: &Path, fill: impl FnOnce(&Path) -> Result<(), TrainError>) -> Result<(), TrainError> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp.{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    fill(&tmp)?;
+    if dest.exists() {
+        fs::remove_dir_all(dest).map_err(|e| TrainError::io(dest, e))?;
+    }
+    fs::rename(&tmp, dest).map_err(|e| TrainError::io(dest, e))
+}
+
 /// Commits a checkpoint folder built by `fill` (called with the temporary folder).
 pub fn commit(
     out: &Path,
@@ -139,19 +163,9 @@ pub fn commit(
     fill: impl FnOnce(&Path) -> Result<(), TrainError>,
 ) -> Result<PathBuf, TrainError> {
     let dir = checkpoints_dir(out);
-    fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     let name = format!("step-{step:06}");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    }
-    fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    fill(&tmp)?;
     let dest = dir.join(&name);
-    if dest.exists() {
-        fs::remove_dir_all(&dest).map_err(|e| TrainError::io(&dest, e))?;
-    }
-    fs::rename(&tmp, &dest).map_err(|e| TrainError::io(&dest, e))?;
+    commit_dir(&dest, fill)?;
     write_atomic(&dir.join("latest"), name.as_bytes())?;
     File::open(&dir)
         .and_then(|d| d.sync_all())

@@ -204,7 +204,8 @@ pub fn logits<B: Backend>(model: &Llama<B>, ids: &[u32], device: &B::Device) -> 
 }
 
 /// Greedy continuation of `prompt` by `new` tokens (argmax, lowest id on ties, as torch's
-/// argmax returns the first maximum), stopping after `eos`. The whole window is
+/// argmax returns the first maximum), stopping after `eos`, with the prompt's logits
+/// (`[prompt.len(), vocab]`, the first step's forward pass). The whole window is
 /// recomputed per token: no KV cache, fine for checking an export.
 pub fn greedy<B: Backend>(
     model: &Llama<B>,
@@ -213,7 +214,7 @@ pub fn greedy<B: Backend>(
     new: usize,
     eos: Option<u32>,
     device: &B::Device,
-) -> Result<Vec<u32>, TrainError> {
+) -> Result<(Vec<u32>, Vec<f32>), TrainError> {
     if prompt.is_empty() {
         return Err(TrainError::Config(
             "the prompt is empty: give at least one token".into(),
@@ -232,25 +233,32 @@ pub fn greedy<B: Backend>(
             cfg.vocab_size
         )));
     }
-    let mut ids = prompt.to_vec();
-    let mut out = Vec::with_capacity(new);
-    for _ in 0..new {
-        let all = logits(model, &ids, device);
-        let last = &all[(ids.len() - 1) * cfg.vocab_size..];
+    let v = cfg.vocab_size;
+    let argmax = |row: &[f32]| {
         let mut best = 0usize;
-        for (i, &v) in last.iter().enumerate() {
-            if v > last[best] {
+        for (i, &x) in row.iter().enumerate() {
+            if x > row[best] {
                 best = i;
             }
         }
-        let id = best as u32;
-        out.push(id);
-        ids.push(id);
-        if Some(id) == eos {
+        best as u32
+    };
+    let prompt_logits = logits(model, prompt, device);
+    let mut ids = prompt.to_vec();
+    let mut out = Vec::with_capacity(new);
+    for step in 0..new {
+        let next = if step == 0 {
+            argmax(&prompt_logits[(prompt.len() - 1) * v..])
+        } else {
+            argmax(&logits(model, &ids, device)[(ids.len() - 1) * v..])
+        };
+        out.push(next);
+        ids.push(next);
+        if Some(next) == eos {
             break;
         }
     }
-    Ok(out)
+    Ok((out, prompt_logits))
 }
 
 /// Metadata of the exported `model.safetensors` (`transformers` wants `format: pt`).

@@ -7,7 +7,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::http::{decode_html, parse_response};
 use super::jsonl::{line_outcome, Line};
-use super::open::{read_capped_line, CappedLine};
+use super::open::{is_gzip, read_capped_line, CappedLine};
 use super::warc::{WarcItem, WarcReader};
 use super::FileCtx;
 
@@ -18,7 +18,7 @@ pub const CAP: u64 = 1 << 20;
 /// Plain or gzip (one member per record or one for the file) by the magic bytes, as
 /// `open::detect` decides for a file.
 fn stream(data: &[u8]) -> Box<dyn BufRead + '_> {
-    if data.starts_with(&[0x1f, 0x8b]) {
+    if is_gzip(data) {
         Box::new(BufReader::new(MultiGzDecoder::new(Cursor::new(data))))
     } else {
         Box::new(Cursor::new(data))

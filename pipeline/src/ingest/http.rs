@@ -75,7 +75,7 @@ pub fn parse_response(block: &[u8], max_body: u64) -> Result<HttpResponse<'_>, S
     // Content-Encoding header, so the header is trusted only when the bytes agree.
     match encoding.as_deref() {
         None | Some("identity" | "") => {}
-        Some("gzip" | "x-gzip") if body.starts_with(&[0x1f, 0x8b]) => {
+        Some("gzip" | "x-gzip") if super::open::is_gzip(&body) => {
             body = Cow::Owned(inflate(MultiGzDecoder::new(&body[..]), max_body)?)
         }
         Some("deflate") => {

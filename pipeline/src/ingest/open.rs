@@ -64,6 +64,11 @@ pub struct Opened {
     pub raw: RawOffset,
 }
 
+/// Whether bytes start with the gzip magic number.
+pub(super) fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+}
+
 fn open_file(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| PipelineError::io(path, e))
 }
@@ -76,7 +81,7 @@ pub fn detect(path: &Path, hint: Format) -> Result<(Format, bool)> {
     if n == 0 {
         return Err(bad_file(path, 0, "file is empty"));
     }
-    let gzip = n >= 2 && head[..2] == [0x1f, 0x8b];
+    let gzip = is_gzip(&head[..n]);
     if &head[..n] == b"PAR1" {
         return Ok((Format::Parquet, false));
     }
