@@ -312,6 +312,13 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Resolved> {
         }
     }
     raw.dedup.validate().map_err(|e| usage(e.to_string()))?;
+    #[cfg(not(feature = "distributed"))]
+    if raw.dedup.engine == loam_pipeline::dedup::Engine::Distributed {
+        bail!(usage(format!(
+            "dedup.engine = \"distributed\": {}, or set dedup.engine = \"local\"",
+            crate::worker::NOT_BUILT
+        )));
+    }
     let mut dedup = raw.dedup;
     dedup.previous_index = dedup.previous_index.iter().map(|p| normalize(&base.join(p))).collect();
     let mut quality = raw.quality;

@@ -2,7 +2,7 @@
 //! (their DAG steps and their subcommands).
 use anyhow::{Context, Result};
 use loam_pipeline::dedup::apply::Apply;
-use loam_pipeline::dedup::cluster::{read_summary, run_cluster, ClusterOutcome};
+use loam_pipeline::dedup::cluster::{read_summary, ClusterOutcome};
 use loam_pipeline::dedup::{run_signatures, IndexPaths, Signatures};
 use loam_pipeline::filter::Filter;
 use loam_pipeline::ingest::Ingest;
@@ -93,7 +93,7 @@ pub fn dedup_signatures_step(ctx: &mut Ctx<'_>) -> Result<()> {
 pub fn dedup_cluster_step(ctx: &mut Ctx<'_>) -> Result<()> {
     let sig = signatures(ctx, 1)?;
     let dir = ctx.cfg.run_dir.join("dedup");
-    let out = run_cluster(&dir, &ctx.cfg.dedup, sig.fingerprint(), ctx.of, ctx.common.force)
+    let out = crate::worker::run_cluster(&dir, &ctx.cfg.dedup, sig.fingerprint(), ctx.of, ctx.common.force)
         .with_context(|| format!("dedup cluster step in {}", dir.display()))?;
     let s = out.summary();
     eprintln!(

@@ -491,6 +491,30 @@ pub struct AirflowOptions {
     pub retry_delay_s: u64,
     /// Airflow pool the tasks take slots from (size it to the workers' cores).
     pub pool: String,
+    /// `loam worker` addresses the dedup cluster task runs on (`dedup.engine =
+    /// "distributed"`); empty: the run's own dedup settings.
+    pub dedup_workers: Vec<String>,
+}
+
+/// The `--set` flags that point the dedup cluster task at `workers` (none when empty),
+/// checked as the task will check them.
+fn dedup_cluster_sets(cfg: &Resolved, workers: &[String]) -> Result<String> {
+    if workers.is_empty() {
+        return Ok(String::new());
+    }
+    let mut dedup = cfg.dedup.clone();
+    dedup.engine = loam_pipeline::dedup::Engine::Distributed;
+    dedup.workers = workers.to_vec();
+    dedup.in_process_workers = 0;
+    dedup
+        .validate()
+        .map_err(|e| UsageError(format!("--dedup-workers: {e}")))?;
+    let list: Vec<String> = workers.iter().map(|w| py_str(w)).collect();
+    Ok(format!(
+        " --set {} --set {}",
+        sh_quote("dedup.engine=\"distributed\""),
+        sh_quote(&format!("dedup.workers=[{}]", list.join(", ")))
+    ))
 }
 
 /// A POSIX-shell single-quoted word.
@@ -554,6 +578,12 @@ pub fn airflow(cfg: &Resolved, config: &Path, opts: &AirflowOptions) -> Result<S
     );
     let _ = writeln!(py, "RETRY_DELAY = timedelta(seconds={})", opts.retry_delay_s);
     let _ = writeln!(py, "POOL = {}  # size it to the workers' cores", py_str(&opts.pool));
+    let dedup_sets = dedup_cluster_sets(cfg, &opts.dedup_workers)?;
+    let _ = writeln!(
+        py,
+        "DEDUP_SETS = {}  # the dedup cluster task's engine: `loam worker` addresses",
+        py_str(&dedup_sets)
+    );
     if sweep_on(cfg) {
         let _ = writeln!(
             py,
@@ -589,9 +619,10 @@ pub fn airflow(cfg: &Resolved, config: &Path, opts: &AirflowOptions) -> Result<S
             let _ = writeln!(py, "    ]");
         } else {
             let of = if step.needs_split { " --of {SHARDS}" } else { "" };
+            let dedup = if name == "dedup_cluster" { "{DEDUP_SETS}" } else { "" };
             let _ = writeln!(
                 py,
-                "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}{{SETS}}\")]"
+                "    {name}_tasks = [BashOperator(task_id=\"{name}\", bash_command=f\"{{LOAM}} {args} --config '{{CONFIG}}'{of}{{SETS}}{dedup}\")]"
             );
         }
         // The report (the last step) also waits for the ledger, not the ledger for it.

@@ -16,6 +16,7 @@ mod score;
 mod sweep;
 mod tokens;
 mod training;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,7 +118,14 @@ enum Command {
         /// Airflow pool the tasks take slots from.
         #[arg(long, default_value = "default_pool")]
         pool: String,
+        /// Run the dedup cluster task on these `loam worker` addresses (comma-separated
+        /// http://HOST:PORT): it gets dedup.engine = "distributed" and dedup.workers.
+        #[arg(long, value_delimiter = ',')]
+        dedup_workers: Vec<String>,
     },
+    /// A worker of the distributed dedup cluster step (`dedup.engine = "distributed"`):
+    /// serves DataFusion stages over Arrow Flight until stopped (needs `--features distributed`).
+    Worker(worker::WorkerArgs),
     /// Check that every stage's documents in = kept + dropped, and print the table.
     Ledger {
         run_dir: PathBuf,
@@ -417,6 +425,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
             retries,
             retry_delay_s,
             pool,
+            dedup_workers,
             ..
         } => {
             let cfg = config::load(&config, &overrides)?;
@@ -427,6 +436,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
                 retries,
                 retry_delay_s,
                 pool,
+                dedup_workers,
             };
             dag::airflow(&cfg, &config, &opts).map(Output::Text)
         }
@@ -438,6 +448,7 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Command::Train(args) => training::model_train_cmd(args).map(Output::Line),
         Command::Export(args) => export::export_cmd(&args).map(Output::Line),
         Command::Generate(args) => export::generate_cmd(&args).map(Output::Line),
+        Command::Worker(args) => worker::worker_cmd(&args).map(Output::Text),
         Command::Ledger { run_dir, json } => {
             let ledger = dag::ledger(&run_dir)?;
             eprint!("{}", ledger.table());

@@ -58,7 +58,14 @@ fn airflow_holds_the_exported_task_graph() -> TestResult {
         &home,
         &tmp.path().join("run"),
         "loam_graph",
-        &["--retries", "3", "--pool", "loam"],
+        &[
+            "--retries",
+            "3",
+            "--pool",
+            "loam",
+            "--dedup-workers",
+            "http://127.0.0.1:50051,http://127.0.0.1:50052",
+        ],
     )?;
     // Airflow's own DAG object, as its DAG processor builds it from the file.
     let driver = "import json, runpy, sys\n\
@@ -97,6 +104,17 @@ fn airflow_holds_the_exported_task_graph() -> TestResult {
     assert_eq!(up("dedup_cluster").as_array().map(Vec::len), Some(4));
     assert_eq!(up("dedup_00001_of_00004"), serde_json::json!(["dedup_cluster"]));
     assert!(cmd("dedup_cluster").contains("dedup --phase cluster --config") && cmd("dedup_cluster").contains("--of 4"));
+    // The cluster task, and only it, runs on the given `loam worker`s.
+    assert!(
+        cmd("dedup_cluster").ends_with(
+            "--set 'dedup.engine=\"distributed\"' --set 'dedup.workers=[\"http://127.0.0.1:50051\", \"http://127.0.0.1:50052\"]'"
+        ),
+        "{}",
+        cmd("dedup_cluster")
+    );
+    assert!(tasks
+        .iter()
+        .all(|(id, t)| id == "dedup_cluster" || !t[0].as_str().unwrap_or_default().contains("dedup.workers")));
     // Quality trains on the filter's pool, scores what dedup kept, thresholds globally.
     assert!(up("quality_train")[0]
         .as_str()

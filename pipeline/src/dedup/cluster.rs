@@ -25,11 +25,11 @@ use arrow_array::{Array, RecordBatch};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::graph::{jaccard, EdgeFiles, ShingleStore, UnionFind};
+use super::index::LINES_MAGIC;
 pub use super::index::{
     committed_fingerprint, read_decisions, read_recurring_lines, read_summary, ClusterRunStats, ClusterSummary,
-    CurvePoint, Decision, DumpCounts, Status,
+    CurvePoint, Decision, DecisionsWriter, DumpCounts, Status,
 };
-use super::index::{decisions_path, DECISIONS_MAGIC, LINES_MAGIC};
 use super::previous::{adopt_previous, index_settings, previous_tables};
 use super::{DedupConfig, IndexPaths, KeepRule};
 use crate::error::{PipelineError, Result};
@@ -86,6 +86,15 @@ struct Table {
     shard: Option<ShardId>,
 }
 
+/// A signature table of a [`ClusterJob`].
+#[derive(Debug, Clone)]
+pub struct ClusterTable {
+    pub path: PathBuf,
+    /// `Some(shard)` for this run's own shards, which get a decisions file; `None` for an
+    /// earlier index's table.
+    pub shard: Option<ShardId>,
+}
+
 /// Whether the cluster step ran or was already committed.
 #[derive(Debug)]
 pub enum ClusterOutcome {
@@ -101,9 +110,109 @@ impl ClusterOutcome {
     }
 }
 
+/// The cluster step set up and not yet run, whichever engine runs it: the tables in the
+/// order ties break in, the fingerprint, a spill folder of this process's own. An engine
+/// writes every own table's decisions file, then [`ClusterJob::commit`] writes the rest.
+#[derive(Debug)]
+pub struct ClusterJob {
+    pub paths: IndexPaths,
+    pub fingerprint: String,
+    /// Earlier indexes' tables first, then this run's shards in shard order: after dump and
+    /// id, documents rank by (table, row) in this order.
+    pub tables: Vec<ClusterTable>,
+    pub tmp: PathBuf,
+    started: Instant,
+    marker: PathBuf,
+}
+
+/// What [`prepare_cluster`] found.
+#[derive(Debug)]
+pub enum Prepared {
+    AlreadyDone(ClusterSummary),
+    Job(ClusterJob),
+}
+
+/// Checks the configuration and the committed signatures of the `of` shards (fingerprint
+/// `signatures_fp`), adopts the earlier indexes, and clears the step's marker; or finds
+/// the step already committed with this fingerprint.
+pub fn prepare_cluster(
+    stage_dir: &Path,
+    cfg: &DedupConfig,
+    signatures_fp: &str,
+    of: usize,
+    force: bool,
+) -> Result<Prepared> {
+    let started = Instant::now();
+    cfg.validate()?;
+    let paths = IndexPaths::new(stage_dir);
+    let own = own_tables(&paths, signatures_fp, of)?;
+    let fp = cluster_fingerprint(cfg, signatures_fp, of)?;
+    if !force && committed_fingerprint(&paths.cluster).as_deref() == Some(fp.as_str()) {
+        return Ok(Prepared::AlreadyDone(read_summary(&paths.cluster)?));
+    }
+    let marker = paths.cluster.join(DONE_DIR).join("cluster");
+    if marker.exists() {
+        fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
+    }
+    let tmp = fresh_tmp_dir(&paths.cluster)?;
+    let mut tables: Vec<ClusterTable> = adopt_previous(cfg, &paths)?
+        .into_iter()
+        .map(|path| ClusterTable { path, shard: None })
+        .collect();
+    tables.extend(own.into_iter().map(|(path, shard)| ClusterTable {
+        path,
+        shard: Some(shard),
+    }));
+    Ok(Prepared::Job(ClusterJob {
+        paths,
+        fingerprint: fp,
+        tables,
+        tmp,
+        started,
+        marker,
+    }))
+}
+
+impl ClusterJob {
+    /// Commits the step after the engine wrote every decisions file: the recurring lines
+    /// (sorted), the summary, the run stats (their `seconds` filled in here), the index
+    /// settings, then the marker.
+    pub fn commit(
+        self,
+        cfg: &DedupConfig,
+        summary: ClusterSummary,
+        recurring: &[u64],
+        mut run_stats: ClusterRunStats,
+    ) -> Result<ClusterSummary> {
+        let paths = &self.paths;
+        let mut bytes = Vec::with_capacity(8 + recurring.len() * 8);
+        bytes.extend_from_slice(LINES_MAGIC);
+        for h in recurring {
+            bytes.extend_from_slice(&h.to_le_bytes());
+        }
+        write_atomic(&paths.cluster.join("recurring_lines.bin"), &bytes)?;
+        let _ = fs::remove_dir_all(&self.tmp);
+        run_stats.seconds = self.started.elapsed().as_secs_f64();
+        let stats_dir = paths.cluster.join(STATS_DIR);
+        fs::create_dir_all(&stats_dir).map_err(|e| PipelineError::io(&stats_dir, e))?;
+        let json = serde_json::to_vec_pretty(&run_stats).unwrap_or_default();
+        write_atomic(&stats_dir.join("cluster.json"), &json)?;
+        let json = serde_json::to_vec_pretty(&summary).map_err(|e| PipelineError::BadStats {
+            path: paths.cluster.join("summary.json"),
+            detail: e.to_string(),
+        })?;
+        write_atomic(&paths.cluster.join("summary.json"), &json)?;
+        let settings = serde_json::to_vec_pretty(&index_settings(cfg)).unwrap_or_default();
+        write_atomic(&paths.root.join("settings.json"), &settings)?;
+        crate::stage::failpoint("before_cluster_marker", ShardId::new(0, 1)?);
+        write_atomic(&self.marker, self.fingerprint.as_bytes())?;
+        Ok(summary)
+    }
+}
+
 /// Runs step 2 over the `of` committed signature shards of `stage_dir` (fingerprint
-/// `signatures_fp`) and the configured earlier indexes: prepare, then the five passes of
-/// the module doc, then commit.
+/// `signatures_fp`) and the configured earlier indexes with the local engine: prepare, then
+/// the five passes of the module doc, then commit.
 pub fn run_cluster(
     stage_dir: &Path,
     cfg: &DedupConfig,
@@ -111,71 +220,59 @@ pub fn run_cluster(
     of: usize,
     force: bool,
 ) -> Result<ClusterOutcome> {
-    let started = Instant::now();
-    cfg.validate()?;
-    let paths = IndexPaths::new(stage_dir);
-    let own = own_tables(&paths, signatures_fp, of)?;
-    let fp = cluster_fingerprint(cfg, signatures_fp, of)?;
-    if !force && committed_fingerprint(&paths.cluster).as_deref() == Some(fp.as_str()) {
-        return Ok(ClusterOutcome::AlreadyDone(read_summary(&paths.cluster)?));
-    }
-    let marker = paths.cluster.join(DONE_DIR).join("cluster");
-    if marker.exists() {
-        fs::remove_file(&marker).map_err(|e| PipelineError::io(&marker, e))?;
-    }
-    let tmp = fresh_tmp_dir(&paths.cluster)?;
-    let mut tables: Vec<Table> = adopt_previous(cfg, &paths)?
-        .into_iter()
-        .map(|path| Table {
-            path,
+    let job = match prepare_cluster(stage_dir, cfg, signatures_fp, of, force)? {
+        Prepared::AlreadyDone(s) => return Ok(ClusterOutcome::AlreadyDone(s)),
+        Prepared::Job(job) => job,
+    };
+    let tables = job
+        .tables
+        .iter()
+        .map(|t| Table {
+            path: t.path.clone(),
             rows: 0,
-            shard: None,
+            shard: t.shard,
         })
         .collect();
-    tables.extend(own.into_iter().map(|(path, shard)| Table {
-        path,
-        rows: 0,
-        shard: Some(shard),
-    }));
-    let mut c = Clustering::count(cfg, tables, tmp)?;
-    let mut run_stats = ClusterRunStats::default();
+    let mut c = Clustering::count(cfg, tables, job.tmp.clone())?;
+    let mut run_stats = ClusterRunStats {
+        engine: "local".into(),
+        ..Default::default()
+    };
     let mut summary = ClusterSummary {
-        fingerprint: fp.clone(),
+        fingerprint: job.fingerprint.clone(),
         dumps: c.dumps.clone(),
         ..Default::default()
     };
-    run_stats.spilled_bytes += c.number_documents(&paths)?;
+    run_stats.spilled_bytes += c.number_documents(&job.paths)?;
     let edges = c.candidate_edges(&mut summary, &mut run_stats)?;
     let (mut uf, status) = c.join_dumps(&edges, &mut summary)?;
     let recurring = c.recurring_lines(&status, &mut summary, &mut run_stats)?;
-
-    // Commit: every file, then the marker.
-    let mut bytes = Vec::with_capacity(8 + recurring.len() * 8);
-    bytes.extend_from_slice(LINES_MAGIC);
-    for h in &recurring {
-        bytes.extend_from_slice(&h.to_le_bytes());
-    }
-    write_atomic(&paths.cluster.join("recurring_lines.bin"), &bytes)?;
-    c.write_decisions(&paths, &mut uf, &status)?;
-    let _ = fs::remove_dir_all(&c.tmp);
-    run_stats.seconds = started.elapsed().as_secs_f64();
+    c.write_decisions(&job.paths, &mut uf, &status)?;
     run_stats.documents = c.n as u64;
     run_stats.sort_budget_bytes = c.budget as u64;
     run_stats.per_document_array_bytes = c.array_bytes;
-    let stats_dir = paths.cluster.join(STATS_DIR);
-    fs::create_dir_all(&stats_dir).map_err(|e| PipelineError::io(&stats_dir, e))?;
-    let json = serde_json::to_vec_pretty(&run_stats).unwrap_or_default();
-    write_atomic(&stats_dir.join("cluster.json"), &json)?;
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| PipelineError::BadStats {
-        path: paths.cluster.join("summary.json"),
-        detail: e.to_string(),
-    })?;
-    write_atomic(&paths.cluster.join("summary.json"), &json)?;
-    let settings = serde_json::to_vec_pretty(&index_settings(cfg)).unwrap_or_default();
-    write_atomic(&paths.root.join("settings.json"), &settings)?;
-    crate::stage::failpoint("before_cluster_marker", ShardId::new(0, 1)?);
-    write_atomic(&marker, fp.as_bytes())?;
-    Ok(ClusterOutcome::Done(summary))
+    Ok(ClusterOutcome::Done(job.commit(cfg, summary, &recurring, run_stats)?))
+}
+
+/// The run's dumps in chronological (name) order, from those of the earlier indexes and of
+/// this run; an error when a dump of this run does not come after every earlier one.
+pub fn merge_dumps(prev_dumps: &BTreeSet<String>, own_dumps: &BTreeSet<String>) -> Result<Vec<String>> {
+    if let (Some(last_prev), Some(first_new)) = (prev_dumps.last(), own_dumps.first()) {
+        if first_new <= last_prev {
+            return Err(PipelineError::Config(format!(
+                "incremental dedup: dump {first_new} of this run does not come after {last_prev} of \
+                 dedup.previous_index; add dumps in chronological order, or run without previous_index"
+            )));
+        }
+    }
+    let dumps: Vec<String> = prev_dumps.union(own_dumps).cloned().collect();
+    if dumps.len() > usize::from(u16::MAX) {
+        return Err(PipelineError::Config(format!(
+            "{} dumps: at most 65535 per run",
+            dumps.len()
+        )));
+    }
+    Ok(dumps)
 }
 
 /// This run's committed signature tables, one per shard of the `of`-way split.
@@ -211,8 +308,13 @@ fn cluster_fingerprint(cfg: &DedupConfig, signatures_fp: &str, of: usize) -> Res
         }
     }
     let mut key_cfg = cfg.clone();
+    // Neither the memory limit nor the engine changes the decisions: both engines give the
+    // same bytes, so switching engine keeps a committed step.
     key_cfg.memory_limit_mb = 0;
     key_cfg.previous_index.clear();
+    key_cfg.engine = super::Engine::Local;
+    key_cfg.workers.clear();
+    key_cfg.in_process_workers = 0;
     Ok(fingerprint(&serde_json::json!({
         "stage": "dedup-cluster/1", "config": key_cfg, "signatures": signatures_fp, "of": of, "previous": prev_key,
     })))
@@ -281,21 +383,7 @@ impl<'a> Clustering<'a> {
             })?;
             t.rows = rows;
         }
-        if let (Some(last_prev), Some(first_new)) = (prev_dumps.last(), own_dumps.first()) {
-            if first_new <= last_prev {
-                return Err(PipelineError::Config(format!(
-                    "incremental dedup: dump {first_new} of this run does not come after {last_prev} of \
-                     dedup.previous_index; add dumps in chronological order, or run without previous_index"
-                )));
-            }
-        }
-        let dumps: Vec<String> = prev_dumps.union(&own_dumps).cloned().collect();
-        if dumps.len() > usize::from(u16::MAX) {
-            return Err(PipelineError::Config(format!(
-                "{} dumps: at most 65535 per run",
-                dumps.len()
-            )));
-        }
+        let dumps = merge_dumps(&prev_dumps, &own_dumps)?;
         let n: usize = tables.iter().map(|t| t.rows).sum();
         if n >= u32::MAX as usize {
             return Err(PipelineError::Config(format!(
@@ -530,13 +618,7 @@ impl<'a> Clustering<'a> {
             }
             drop(r);
             let _ = fs::remove_file(path);
-            summary.curve.push(CurvePoint {
-                dumps: k + 1,
-                last_dump: self.dumps[k].clone(),
-                documents: docs,
-                removed: merged,
-                removed_share: if docs == 0 { 0.0 } else { merged as f64 / docs as f64 },
-            });
+            summary.curve.push(CurvePoint::new(k + 1, &self.dumps[k], docs, merged));
             if Some(k as u16) == last_prev {
                 for o in 0..n as u32 {
                     if self.dump_of[o as usize] <= k as u16 && uf.find(o) == o {
@@ -563,29 +645,14 @@ impl<'a> Clustering<'a> {
             };
             status[o as usize] = s;
             let d = self.dump_of[o as usize];
-            let c = summary.per_dump.entry(self.dumps[d as usize].clone()).or_default();
-            c.documents += 1;
-            c.from_previous_index = prev_set.contains(&d);
-            match s {
-                Status::Keep => c.kept += 1,
-                Status::Exact => c.exact_duplicate += 1,
-                Status::Near => c.near_duplicate += 1,
-            }
+            summary.count(&self.dumps[d as usize], prev_set.contains(&d), s, 1);
         }
         for &s in &size {
             if s > 0 {
                 *summary.cluster_sizes.entry(u64::from(s)).or_default() += 1;
             }
         }
-        for c in summary.per_dump.values() {
-            summary.documents += c.documents;
-            summary.kept += c.kept;
-            summary.exact_duplicate += c.exact_duplicate;
-            summary.near_duplicate += c.near_duplicate;
-            if c.from_previous_index {
-                summary.documents_from_previous_index += c.documents;
-            }
-        }
+        summary.add_totals();
         Ok((uf, status))
     }
 
@@ -641,16 +708,16 @@ impl<'a> Clustering<'a> {
     fn write_decisions(&self, paths: &IndexPaths, uf: &mut UnionFind, status: &[Status]) -> Result<()> {
         for (f, t) in self.tables.iter().enumerate() {
             let Some(shard) = t.shard else { continue };
-            let mut bytes = Vec::with_capacity(16 + t.rows * 11);
-            bytes.extend_from_slice(DECISIONS_MAGIC);
-            bytes.extend_from_slice(&(t.rows as u64).to_le_bytes());
+            let mut w = DecisionsWriter::create(&paths.cluster, shard, t.rows as u64)?;
             for &o in &self.ord_of[f] {
                 let root = uf.find(o);
-                bytes.push(status[o as usize] as u8);
-                bytes.extend_from_slice(&self.id_hash[root as usize].to_le_bytes());
-                bytes.extend_from_slice(&self.dump_of[root as usize].to_le_bytes());
+                w.push(Decision {
+                    status: status[o as usize],
+                    cluster: self.id_hash[root as usize],
+                    survivor_dump: self.dump_of[root as usize],
+                })?;
             }
-            write_atomic(&decisions_path(&paths.cluster, shard), &bytes)?;
+            w.finish()?;
         }
         Ok(())
     }

@@ -1,14 +1,15 @@
 //! The cluster step's outputs on disk and their readers: the per-shard decisions `apply`
 //! reads, the recurring-line list, the summary with the curve, and the completion marker.
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PipelineError, Result};
 use crate::sort::le_u64;
-use crate::stage::{ShardId, DONE_DIR};
+use crate::stage::{sync_dir, tmp_path, ShardId, DONE_DIR};
 
 /// What happened to a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,7 @@ impl Status {
             Self::Near => Some("near_duplicate"),
         }
     }
-    fn from_u8(b: u8) -> Option<Self> {
+    pub fn from_u8(b: u8) -> Option<Self> {
         match b {
             0 => Some(Self::Keep),
             1 => Some(Self::Exact),
@@ -48,6 +49,23 @@ pub struct CurvePoint {
     pub documents: u64,
     pub removed: u64,
     pub removed_share: f64,
+}
+
+impl CurvePoint {
+    /// The point after the first `dumps` dumps (the last one `last_dump`).
+    pub fn new(dumps: usize, last_dump: &str, documents: u64, removed: u64) -> Self {
+        Self {
+            dumps,
+            last_dump: last_dump.to_owned(),
+            documents,
+            removed,
+            removed_share: if documents == 0 {
+                0.0
+            } else {
+                removed as f64 / documents as f64
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -91,15 +109,52 @@ pub struct ClusterSummary {
 /// apart so the index itself is byte-identical whatever the budget or machine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClusterRunStats {
+    /// `local` or `distributed`.
+    #[serde(default)]
+    pub engine: String,
     pub seconds: f64,
     pub documents: u64,
     /// Bytes of sort runs written to disk (0 when every sort fit in memory).
     pub spilled_bytes: u64,
     pub sort_budget_bytes: u64,
     pub per_document_array_bytes: u64,
+    /// Distributed engine: workers in the cluster, label-propagation rounds until no label
+    /// changed, and Arrow bytes sent between stages over the network boundaries.
+    #[serde(default)]
+    pub workers: usize,
+    #[serde(default)]
+    pub iterations: u32,
+    #[serde(default)]
+    pub shuffled_bytes: u64,
 }
 
 impl ClusterSummary {
+    /// Counts `n` documents of `dump` with `status` (either engine, document by document
+    /// or by group).
+    pub fn count(&mut self, dump: &str, from_previous_index: bool, status: Status, n: u64) {
+        let c = self.per_dump.entry(dump.to_owned()).or_default();
+        c.documents += n;
+        c.from_previous_index = from_previous_index;
+        match status {
+            Status::Keep => c.kept += n,
+            Status::Exact => c.exact_duplicate += n,
+            Status::Near => c.near_duplicate += n,
+        }
+    }
+
+    /// The run's totals from the per-dump counts.
+    pub fn add_totals(&mut self) {
+        for c in self.per_dump.values() {
+            self.documents += c.documents;
+            self.kept += c.kept;
+            self.exact_duplicate += c.exact_duplicate;
+            self.near_duplicate += c.near_duplicate;
+            if c.from_previous_index {
+                self.documents_from_previous_index += c.documents;
+            }
+        }
+    }
+
     /// The curve as a small table for the terminal.
     pub fn curve_table(&self) -> String {
         let mut t = String::from(
@@ -118,7 +173,7 @@ impl ClusterSummary {
     }
 }
 
-pub(super) const DECISIONS_MAGIC: &[u8; 8] = b"LOAMDEC1";
+const DECISIONS_MAGIC: &[u8; 8] = b"LOAMDEC1";
 pub(super) const LINES_MAGIC: &[u8; 8] = b"LOAMLIN1";
 
 /// The decision for one document, as `apply` reads it.
@@ -133,6 +188,66 @@ pub struct Decision {
 
 pub(super) fn decisions_path(cluster_dir: &Path, shard: ShardId) -> PathBuf {
     cluster_dir.join(format!("{}.decisions", shard.stem()))
+}
+
+/// Writes one shard's decisions file in its row order, whichever engine decided: a temporary
+/// file renamed into place by [`DecisionsWriter::finish`] once every row is there.
+pub struct DecisionsWriter {
+    w: BufWriter<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    rows: u64,
+    written: u64,
+}
+
+impl DecisionsWriter {
+    pub fn create(cluster_dir: &Path, shard: ShardId, rows: u64) -> Result<Self> {
+        let dest = decisions_path(cluster_dir, shard);
+        let tmp = tmp_path(&dest);
+        let f = File::create(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        w.write_all(DECISIONS_MAGIC)
+            .and_then(|()| w.write_all(&rows.to_le_bytes()))
+            .map_err(|e| PipelineError::io(&tmp, e))?;
+        Ok(Self {
+            w,
+            tmp,
+            dest,
+            rows,
+            written: 0,
+        })
+    }
+
+    /// The decision of the next row.
+    pub fn push(&mut self, d: Decision) -> Result<()> {
+        let mut rec = [0u8; 11];
+        rec[0] = d.status as u8;
+        rec[1..9].copy_from_slice(&d.cluster.to_le_bytes());
+        rec[9..].copy_from_slice(&d.survivor_dump.to_le_bytes());
+        self.w.write_all(&rec).map_err(|e| PipelineError::io(&self.tmp, e))?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Checks that every row has a decision, then commits the file.
+    pub fn finish(self) -> Result<()> {
+        if self.written != self.rows {
+            return Err(PipelineError::BadFile {
+                path: self.dest,
+                offset: 0,
+                what: format!("{} decisions for a shard of {} documents", self.written, self.rows),
+                fix: "rerun `loam dedup --phase cluster --force`".into(),
+            });
+        }
+        let f = self
+            .w
+            .into_inner()
+            .map_err(|e| PipelineError::io(&self.tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| PipelineError::io(&self.tmp, e))?;
+        drop(f);
+        fs::rename(&self.tmp, &self.dest).map_err(|e| PipelineError::io(&self.dest, e))?;
+        sync_dir(&self.dest)
+    }
 }
 
 /// Reads the decisions of `shard`, in the upstream shard's row order.

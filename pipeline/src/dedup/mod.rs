@@ -101,6 +101,18 @@ impl Default for LinesConfig {
     }
 }
 
+/// Where the cluster step runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// One process: external sorts and union-find, ~24 bytes per document in memory.
+    #[default]
+    Local,
+    /// DataFusion plans over `loam worker` processes (datafusion-distributed): the same
+    /// decisions, with the per-document state spread over the workers.
+    Distributed,
+}
+
 /// `[dedup]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +131,14 @@ pub struct DedupConfig {
     /// `dedup/_index` folders of earlier runs: their documents take part in clustering
     /// (without being read or written again), so new dumps dedup against them.
     pub previous_index: Vec<PathBuf>,
+    /// The cluster step's engine; the decisions are the same byte for byte.
+    pub engine: Engine,
+    /// With `engine = "distributed"`: the `loam worker` addresses, e.g.
+    /// `"http://10.0.0.5:50051"`. Every worker must see the run folder at the same path.
+    pub workers: Vec<String>,
+    /// With `engine = "distributed"` and no `workers`: this many workers inside the
+    /// cluster step's own process over in-memory channels (no sockets), to try the plan.
+    pub in_process_workers: usize,
 }
 
 impl Default for DedupConfig {
@@ -132,6 +152,9 @@ impl Default for DedupConfig {
             minhash: MinhashConfig::default(),
             lines: LinesConfig::default(),
             previous_index: Vec::new(),
+            engine: Engine::Local,
+            workers: Vec::new(),
+            in_process_workers: 0,
         }
     }
 }
@@ -167,12 +190,64 @@ impl DedupConfig {
         if self.lines.enabled && self.lines.max_docs == 0 {
             return bad("dedup.lines.max_docs must be ≥ 1 (or set dedup.lines.enabled = false)".into());
         }
+        if self.engine == Engine::Distributed {
+            self.validate_distributed()?;
+        } else if !self.workers.is_empty() || self.in_process_workers > 0 {
+            return bad(
+                "dedup.workers / dedup.in_process_workers are set but dedup.engine is \"local\": \
+                 set dedup.engine = \"distributed\" to use them, or remove them"
+                    .into(),
+            );
+        }
         if !self.previous_index.is_empty() && self.keep != KeepRule::Earliest {
             return bad(
                 "dedup.previous_index needs keep = \"earliest\": published survivors of earlier dumps \
                  cannot be retracted when a later copy would win"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    fn validate_distributed(&self) -> Result<()> {
+        let bad = |m: String| Err(PipelineError::Config(m));
+        match (self.workers.is_empty(), self.in_process_workers) {
+            (true, 0) => {
+                return bad(
+                    "dedup.engine = \"distributed\" needs dedup.workers = [\"http://HOST:PORT\", …] \
+                     (start each with `loam worker --listen HOST:PORT`), or dedup.in_process_workers = N \
+                     to run N workers inside this process"
+                        .into(),
+                )
+            }
+            (false, n) if n > 0 => {
+                return bad("give dedup.workers or dedup.in_process_workers, not both".into());
+            }
+            _ => {}
+        }
+        if self.in_process_workers > 64 {
+            return bad(format!(
+                "dedup.in_process_workers = {}: at most 64",
+                self.in_process_workers
+            ));
+        }
+        for w in &self.workers {
+            let ok = url::Url::parse(w)
+                .ok()
+                .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.port().is_some());
+            if !ok {
+                return bad(format!(
+                    "dedup.workers entry {w:?}: give a worker address as http://HOST:PORT \
+                     (what `loam worker --listen HOST:PORT` prints)"
+                ));
+            }
+        }
+        if self.minhash.enabled && self.minhash.verify_jaccard > 0.0 {
+            return bad(format!(
+                "dedup.minhash.verify_jaccard = {} runs only with dedup.engine = \"local\" \
+                 (the distributed plan has no exact-Jaccard check); set it to 0 or use the local engine",
+                self.minhash.verify_jaccard
+            ));
         }
         Ok(())
     }
