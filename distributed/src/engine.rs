@@ -54,9 +54,7 @@ impl Engine {
         let step = format!("query `{name}`");
         let df = self.ctx.sql(sql).await.map_err(|e| Error::engine(&step, e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let dir = self.tmp.join(format!("{:04}-{name}", self.seq));
-        self.seq += 1;
-        fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+        let dir = self.folder(name)?;
         let rows = self
             .insert(
                 name,
@@ -69,6 +67,25 @@ impl Engine {
             .await?;
         self.register(name, &dir, schema).await?;
         Ok(rows)
+    }
+
+    /// Runs `sql` into `target` on the workers; the rows written.
+    pub async fn write(&mut self, name: &str, sql: &str, target: Target) -> Result<u64, Error> {
+        let df = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(|e| Error::engine(&format!("query `{name}`"), e))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        self.insert(name, df, SinkTable { schema, target }).await
+    }
+
+    /// A fresh folder for a relation the workers write.
+    pub fn folder(&mut self, name: &str) -> Result<PathBuf, Error> {
+        let dir = self.tmp.join(format!("{:04}-{name}", self.seq));
+        self.seq += 1;
+        fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+        Ok(dir)
     }
 
     /// Runs `df` into `sink` on the workers; the rows written.
@@ -99,6 +116,7 @@ impl Engine {
 
     pub async fn run(&mut self, name: &str, df: DataFrame) -> Result<Vec<RecordBatch>, Error> {
         let step = format!("query `{name}`");
+        let started = std::time::Instant::now();
         let plan = df.create_physical_plan().await.map_err(|e| Error::engine(&step, e))?;
         let batches = collect(Arc::clone(&plan), self.ctx.task_ctx())
             .await
@@ -111,6 +129,11 @@ impl Engine {
             let _ = writeln!(self.plans, "== {name}\n{}", display_plan_ascii(plan.as_ref(), true));
         }
         let (shuffled, spilled) = metric_sums(&plan);
+        eprintln!(
+            "dedup cluster (distributed): {name}: {:.2} s, {} MB shuffled",
+            started.elapsed().as_secs_f64(),
+            shuffled >> 20
+        );
         self.shuffled_bytes += shuffled;
         self.spilled_bytes += spilled;
         Ok(batches)

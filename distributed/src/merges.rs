@@ -1,76 +1,8 @@
-//! `loam_dump_merges(a, b)`: for the edges of one connected component, the dumps at which
-//! adding edges dump by dump merges two parts of it (Kruskal in dump order). Summed over
-//! components, the merges at dump k are what dedup removes when dump k joins the first
-//! k − 1: the dedup-rate-vs-dumps curve, from the same edges as the decisions.
+//! For the edges of one connected component, the dumps at which adding edges dump by dump
+//! merges two parts of it (Kruskal in dump order). Summed over components, the merges at
+//! dump k are what dedup removes when dump k joins the first k − 1: the
+//! dedup-rate-vs-dumps curve, from the same edges as the decisions.
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt32Type, UInt64Type};
-use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
-
-pub const NAME: &str = "loam_dump_merges";
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct DumpMerges {
-    signature: Signature,
-}
-
-pub fn udaf() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::from(DumpMerges {
-        signature: Signature::exact(vec![DataType::UInt64, DataType::UInt64], Volatility::Immutable),
-    }))
-}
-
-fn list_of(t: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(t, true)))
-}
-
-impl AggregateUDFImpl for DumpMerges {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(list_of(DataType::UInt32))
-    }
-
-    fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<Merges>::default())
-    }
-
-    fn state_fields(&self, _args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![
-            Arc::new(Field::new("a", list_of(DataType::UInt64), true)),
-            Arc::new(Field::new("b", list_of(DataType::UInt64), true)),
-        ])
-    }
-}
-
-/// The edges of one group, held until evaluation.
-#[derive(Debug, Default)]
-struct Merges {
-    a: Vec<u64>,
-    b: Vec<u64>,
-}
-
-impl Merges {
-    fn extend(&mut self, a: &dyn Array, b: &dyn Array) {
-        let (a, b) = (a.as_primitive::<UInt64Type>(), b.as_primitive::<UInt64Type>());
-        for i in 0..a.len().min(b.len()) {
-            if a.is_valid(i) && b.is_valid(i) {
-                self.a.push(a.value(i));
-                self.b.push(b.value(i));
-            }
-        }
-    }
-}
 
 /// The dump (top 16 bits of a node) at which each merge happens, in dump order.
 pub fn merge_dumps(a: &[u64], b: &[u64]) -> Vec<u32> {
@@ -106,50 +38,6 @@ pub fn merge_dumps(a: &[u64], b: &[u64]) -> Vec<u32> {
         }
     }
     out
-}
-
-fn u64_list(v: &[u64]) -> ScalarValue {
-    ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<UInt64Type, _, _>([Some(
-        v.iter().map(|&x| Some(x)),
-    )])))
-}
-
-impl Accumulator for Merges {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        if let [a, b] = values {
-            self.extend(a.as_ref(), b.as_ref());
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let w = merge_dumps(&self.a, &self.b);
-        Ok(ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<
-            UInt32Type,
-            _,
-            _,
-        >([Some(w.into_iter().map(Some))]))))
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + (self.a.capacity() + self.b.capacity()) * 8
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![u64_list(&self.a), u64_list(&self.b)])
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        if let [a, b] = states {
-            let (a, b) = (a.as_list::<i32>(), b.as_list::<i32>());
-            for i in 0..a.len().min(b.len()) {
-                if a.is_valid(i) && b.is_valid(i) {
-                    self.extend(a.value(i).as_ref(), b.value(i).as_ref());
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use loam_pipeline::dedup::cluster::{
     merge_dumps, ClusterJob, ClusterRunStats, ClusterSummary, CurvePoint, DecisionsWriter, Status,
 };
@@ -17,7 +17,7 @@ use loam_pipeline::dedup::{DedupConfig, KeepRule};
 use crate::engine::{sum_u64, Engine};
 use crate::scan::{Kind, ScanSpec, SigTable};
 use crate::sink::{ShardOut, SinkTable, Target};
-use crate::{merges, Error};
+use crate::Error;
 
 /// Label-propagation rounds before the step gives up (each round at least doubles the
 /// distance labels travel; dedup graphs converge in a handful).
@@ -129,25 +129,33 @@ pub async fn cluster(e: &mut Engine, job: &ClusterJob, cfg: &DedupConfig, worker
     // Candidate edges: every member of a band bucket or exact group to the group's smallest
     // node (its earliest dump). A star joins the members of any prefix of dumps just as the
     // local engine's dump-ordered chain does, so both give the same components and curve.
-    let mut parts = Vec::new();
+    // The workers sort each group's rows (a sort spills) and stream the stars out, where a
+    // GROUP BY + join would hold a hash table of every key.
+    let pair = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::UInt64, false),
+        Field::new("b", DataType::UInt64, false),
+    ]));
+    let stars = |dir: &PathBuf, name: &str, group: &[&str], order: &str| Target::Stars {
+        dir: dir.clone(),
+        name: name.into(),
+        group: group.iter().map(|g| (*g).to_owned()).collect(),
+        order: order.into(),
+    };
+    let raw = e.folder("edges_raw")?;
+    let mut candidate_edges = 0;
     if cfg.minhash.enabled {
-        parts.push(
-            "SELECT r.node AS a, g.c AS b FROM bandrec r JOIN \
-             (SELECT key, MIN(node) AS c FROM bandrec GROUP BY key HAVING COUNT(*) > 1) g \
-             ON r.key = g.key WHERE r.node <> g.c",
-        );
+        let sql = "SELECT key, node FROM bandrec";
+        candidate_edges += e
+            .write("band_stars", sql, stars(&raw, "band", &["key"], "node"))
+            .await?;
     }
     if cfg.exact {
-        parts.push(
-            "SELECT r.node AS a, g.c AS b FROM exactrec r JOIN \
-             (SELECT h1, h2, MIN(node) AS c FROM exactrec GROUP BY h1, h2 HAVING COUNT(*) > 1) g \
-             ON r.h1 = g.h1 AND r.h2 = g.h2 WHERE r.node <> g.c",
-        );
+        let sql = "SELECT h1, h2, node FROM exactrec";
+        candidate_edges += e
+            .write("exact_stars", sql, stars(&raw, "exact", &["h1", "h2"], "node"))
+            .await?;
     }
-    if parts.is_empty() {
-        parts.push("SELECT node AS a, node AS b FROM docs WHERE false");
-    }
-    let candidate_edges = e.materialize("edges_raw", &parts.join(" UNION ALL ")).await?;
+    e.register("edges_raw", &raw, Arc::clone(&pair)).await?;
     e.materialize("edges", "SELECT DISTINCT a, b FROM edges_raw").await?;
     let (labels, rounds) = components(e, "edges", "labels").await?;
 
@@ -162,18 +170,16 @@ pub async fn cluster(e: &mut Engine, job: &ClusterJob, cfg: &DedupConfig, worker
         ),
     )
     .await?;
-    // Exact twins: documents with an identical normalised text earlier in survivor order.
-    e.materialize(
-        "exdup",
-        if cfg.exact {
-            "SELECT r.node FROM exactrec r JOIN \
-             (SELECT h1, h2, MIN(okey) AS m FROM exactrec GROUP BY h1, h2 HAVING COUNT(*) > 1) g \
-             ON r.h1 = g.h1 AND r.h2 = g.h2 WHERE r.okey <> g.m"
-        } else {
-            "SELECT node FROM docs WHERE false"
-        },
-    )
-    .await?;
+    // Exact twins: every member of an exact-hash group but the first in survivor order
+    // (the `a` of a star ordered by okey).
+    let twins = e.folder("exdup")?;
+    if cfg.exact {
+        let sql = "SELECT h1, h2, node, okey FROM exactrec";
+        e.write("exact_twins", sql, stars(&twins, "twins", &["h1", "h2"], "okey"))
+            .await?;
+    }
+    e.register("exdup_pairs", &twins, pair).await?;
+    e.materialize("exdup", "SELECT a AS node FROM exdup_pairs").await?;
     let (keep, exact, near) = (Status::Keep as u8, Status::Exact as u8, Status::Near as u8);
     e.materialize(
         "decided",
@@ -182,7 +188,7 @@ pub async fn cluster(e: &mut Engine, job: &ClusterJob, cfg: &DedupConfig, worker
              arrow_cast(CASE WHEN s.sok IS NULL OR s.sok = d.okey THEN {keep} \
                   WHEN x.node IS NOT NULL THEN {exact} ELSE {near} END, 'UInt8') AS status, \
              COALESCE(s.sidh, d.idh) AS sidh, COALESCE(s.sdump, d.dump) AS sdump \
-             FROM docs d LEFT JOIN surv s ON d.node = s.node LEFT JOIN exdup x ON d.node = x.node"
+             FROM exdup x RIGHT JOIN (surv s RIGHT JOIN docs d ON s.node = d.node) ON x.node = d.node"
         ),
     )
     .await?;
@@ -297,22 +303,29 @@ pub async fn cluster(e: &mut Engine, job: &ClusterJob, cfg: &DedupConfig, worker
         *summary.cluster_sizes.entry(1).or_default() += n - in_clusters;
     }
 
-    // The curve: per component, the dumps at which its parts merge.
-    let merged = e
+    // The curve: per component, the dumps at which its parts merge, counted on the workers
+    // one component at a time.
+    let merges_dir = job.tmp.join("merges");
+    fs::create_dir_all(&merges_dir).map_err(|err| Error::Io(format!("creating {}", merges_dir.display()), err))?;
+    let df = e
         .ctx
         .sql(&format!(
-            "SELECT {}(e.a, e.b) AS w FROM edges e JOIN {labels} l ON e.a = l.node GROUP BY l.label",
-            merges::NAME
+            "SELECT l.label, e.a, e.b FROM edges e JOIN {labels} l ON e.a = l.node"
         ))
         .await
-        .and_then(|df| df.unnest_columns(&["w"]))
-        .map_err(|err| Error::engine("query `curve`", err))?;
-    let _ = e.ctx.deregister_table("merges");
-    e.ctx
-        .register_table("merges", merged.into_view())
-        .map_err(|err| Error::engine("query `curve`", err))?;
+        .map_err(|err| Error::engine("query `merges`", err))?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let target = Target::Merges {
+        dir: merges_dir.clone(),
+    };
+    e.insert("merges", df, SinkTable { schema, target }).await?;
+    let hist = Arc::new(Schema::new(vec![
+        Field::new("w", DataType::UInt32, false),
+        Field::new("n", DataType::UInt64, false),
+    ]));
+    e.register("merge_counts", &merges_dir, hist).await?;
     let merges = e
-        .collect("curve", "SELECT w, COUNT(*) AS n FROM merges GROUP BY w")
+        .collect("curve", "SELECT w, SUM(n) AS n FROM merge_counts GROUP BY w")
         .await?;
     let mut merges_at = vec![0u64; dumps.len()];
     for (w, k) in column_u64(&merges, 0)?.into_iter().zip(column_u64(&merges, 1)?) {

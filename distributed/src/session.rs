@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use datafusion::common::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::registry::FunctionRegistry;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -22,7 +21,7 @@ use tonic::transport::{Endpoint, Server};
 use url::Url;
 
 use crate::codec::LoamCodec;
-use crate::{merges, scan, Error};
+use crate::{scan, Error};
 
 /// A process's memory pool (`limit_mb`, spilling to `spill_dir` or the OS temp folder).
 /// `LOAM_DEDUP_POOL_BYTES` replaces the limit, so tests can make a pool too small.
@@ -42,7 +41,7 @@ pub fn runtime(limit_mb: u64, spill_dir: Option<PathBuf>) -> Result<Arc<RuntimeE
         .map_err(|e| Error::engine("setting up the memory pool", e))
 }
 
-/// What a worker adds to DataFusion: loam's plan nodes and its aggregate function; in an
+/// What a worker adds to DataFusion: loam's plan nodes; in an
 /// in-process cluster also the in-memory channels to the other workers.
 #[derive(Clone)]
 struct LoamWorkerSession {
@@ -57,9 +56,7 @@ impl WorkerSessionBuilder for LoamWorkerSession {
             Some(c) => b.with_distributed_channel_resolver(c.clone()),
             None => b,
         };
-        let mut state = b.build();
-        state.register_udaf(merges::udaf())?;
-        Ok(state)
+        Ok(b.build())
     }
 }
 
@@ -168,9 +165,7 @@ pub fn coordinator(
         .with_distributed_file_scan_config_bytes_per_partition(scan_bytes_per_task())
         .map_err(|e| Error::engine("configuring the distributed planner", e))?
         .build();
-    let ctx = SessionContext::from(state);
-    ctx.register_udaf((*merges::udaf()).clone());
-    Ok((ctx, count))
+    Ok((SessionContext::from(state), count))
 }
 
 /// `loam worker`: serves stages on `listen` until the process is stopped. A non-loopback

@@ -54,6 +54,34 @@ pub enum Target {
         cluster_dir: PathBuf,
         shards: Vec<ShardOut>,
     },
+    /// Edges `(label, a, b)`, hash-partitioned and sorted on their component's `label`:
+    /// each component's merges by dump ([`crate::merges`]) are counted one component at a
+    /// time, and each partition writes its `(w, n)` histogram to `dir` as Parquet.
+    Merges { dir: PathBuf },
+    /// Rows partitioned on the `group` columns and sorted by them and `order`: every row
+    /// but the first of its group becomes `(a, b)` = (its `node`, the first row's `node`),
+    /// written to `dir` as Parquet files named `<name>-<task>-<partition>`. A star per
+    /// group, in constant memory behind a sort that spills.
+    Stars {
+        dir: PathBuf,
+        name: String,
+        group: Vec<String>,
+        order: String,
+    },
+}
+
+impl Target {
+    /// The columns the input is partitioned on, and those it is then sorted by after them.
+    fn grouping(&self) -> Option<(Vec<&str>, Vec<&str>)> {
+        match self {
+            Target::Parquet { .. } => None,
+            Target::Decisions { .. } => Some((vec!["f"], vec!["row"])),
+            Target::Merges { .. } => Some((vec!["label"], vec![])),
+            Target::Stars { group, order, .. } => {
+                Some((group.iter().map(String::as_str).collect(), vec![order.as_str()]))
+            }
+        }
+    }
 }
 
 fn count_schema() -> SchemaRef {
@@ -132,6 +160,17 @@ impl DisplayAs for SinkExec {
                 cluster_dir.display(),
                 shards.len()
             ),
+            Target::Merges { dir } => write!(f, "LoamSinkExec: merges by dump={}", dir.display()),
+            Target::Stars {
+                dir,
+                name,
+                group,
+                order,
+            } => write!(
+                f,
+                "LoamSinkExec: stars {name} by {group:?} first by {order}={}",
+                dir.display()
+            ),
         }
     }
 }
@@ -146,26 +185,27 @@ impl ExecutionPlan for SinkExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        match &self.target {
-            Target::Parquet { .. } => vec![Distribution::UnspecifiedDistribution],
-            Target::Decisions { .. } => match self.column("f") {
-                Ok(f) => vec![Distribution::KeyPartitioned(vec![f])],
-                Err(_) => vec![Distribution::UnspecifiedDistribution],
-            },
+        let Some((keys, _)) = self.target.grouping() else {
+            return vec![Distribution::UnspecifiedDistribution];
+        };
+        match keys.into_iter().map(|k| self.column(k)).collect::<Result<Vec<_>>>() {
+            Ok(k) => vec![Distribution::KeyPartitioned(k)],
+            Err(_) => vec![Distribution::UnspecifiedDistribution],
         }
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        let Target::Decisions { .. } = &self.target else {
+        let Some((keys, then)) = self.target.grouping() else {
             return vec![None];
         };
-        let (Ok(f), Ok(row)) = (self.column("f"), self.column("row")) else {
+        let cols: Result<Vec<_>> = keys.into_iter().chain(then).map(|c| self.column(c)).collect();
+        let Ok(cols) = cols else {
             return vec![None];
         };
-        let req = LexRequirement::new([
-            PhysicalSortRequirement::new(f, Some(Default::default())),
-            PhysicalSortRequirement::new(row, Some(Default::default())),
-        ]);
+        let req = LexRequirement::new(
+            cols.into_iter()
+                .map(|c| PhysicalSortRequirement::new(c, Some(Default::default()))),
+        );
         vec![req.map(OrderingRequirements::new)]
     }
 
@@ -203,8 +243,14 @@ impl ExecutionPlan for SinkExec {
             // A test hook: a worker stops here (and is killed by the test) mid-query.
             loam_pipeline::stage::failpoint("dedup_worker_sink", ShardId::new(0, 1).map_err(external)?);
             let rows = match target {
-                Target::Parquet { dir } => write_parquet(input, &dir, task, partition).await?,
+                Target::Parquet { dir } => {
+                    write_parquet(input, &dir, &format!("part-{task:05}-{partition:05}")).await?
+                }
+                Target::Stars { dir, name, group, .. } => {
+                    write_parquet(stars(input, group), &dir, &format!("{name}-{task:05}-{partition:05}")).await?
+                }
                 Target::Decisions { cluster_dir, shards } => write_decisions(input, &cluster_dir, &shards).await?,
+                Target::Merges { dir } => count_merges(input, &dir, task, partition).await?,
             };
             RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![rows]))])
                 .map_err(DataFusionError::from)
@@ -224,10 +270,10 @@ fn io_err(path: &Path, e: std::io::Error) -> DataFusionError {
     external(loam_pipeline::PipelineError::io(path, e))
 }
 
-/// Streams one partition into a Parquet file, renamed into place when complete.
-async fn write_parquet(mut input: SendableRecordBatchStream, dir: &Path, task: usize, partition: usize) -> Result<u64> {
-    let dest = dir.join(format!("part-{task:05}-{partition:05}.parquet"));
-    let tmp = dir.join(format!(".part-{task:05}-{partition:05}.parquet.tmp"));
+/// Streams one partition into `dir/<stem>.parquet`, renamed into place when complete.
+async fn write_parquet(mut input: SendableRecordBatchStream, dir: &Path, stem: &str) -> Result<u64> {
+    let dest = dir.join(format!("{stem}.parquet"));
+    let tmp = dir.join(format!(".{stem}.parquet.tmp"));
     let mut writer: Option<ArrowWriter<File>> = None;
     let mut rows = 0u64;
     while let Some(batch) = input.next().await {
@@ -318,4 +364,109 @@ async fn write_decisions(mut input: SendableRecordBatchStream, cluster_dir: &Pat
         w.finish().map_err(external)?;
     }
     Ok(rows)
+}
+
+/// Streams edges sorted by component label; per component, its merges by dump; writes the
+/// partition's histogram `(w, n)`. Holds one component's edges at a time.
+async fn count_merges(mut input: SendableRecordBatchStream, dir: &Path, task: usize, partition: usize) -> Result<u64> {
+    let mut hist: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+    let (mut a, mut b): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+    let mut current: Option<u64> = None;
+    let mut edges = 0u64;
+    let mut flush = |a: &mut Vec<u64>, b: &mut Vec<u64>| {
+        for w in crate::merges::merge_dumps(a, b) {
+            *hist.entry(w).or_default() += 1;
+        }
+        a.clear();
+        b.clear();
+    };
+    while let Some(batch) = input.next().await {
+        let batch = batch?;
+        let col = |name: &str| -> Result<datafusion::arrow::array::ArrayRef> {
+            let c = batch
+                .column_by_name(name)
+                .ok_or_else(|| DataFusionError::Internal(format!("merges input without `{name}`")))?;
+            Ok(cast(c, &DataType::UInt64)?)
+        };
+        let (label, ea, eb) = (col("label")?, col("a")?, col("b")?);
+        let (label, ea, eb) = (
+            label.as_primitive::<UInt64Type>(),
+            ea.as_primitive::<UInt64Type>(),
+            eb.as_primitive::<UInt64Type>(),
+        );
+        for i in 0..batch.num_rows() {
+            if current != Some(label.value(i)) {
+                flush(&mut a, &mut b);
+                current = Some(label.value(i));
+            }
+            a.push(ea.value(i));
+            b.push(eb.value(i));
+            edges += 1;
+        }
+    }
+    flush(&mut a, &mut b);
+    if !hist.is_empty() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("w", DataType::UInt32, false),
+            Field::new("n", DataType::UInt64, false),
+        ]));
+        let w: datafusion::arrow::array::UInt32Array = hist.keys().copied().collect();
+        let n: UInt64Array = hist.values().copied().collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(w), Arc::new(n)])?;
+        let dest = dir.join(format!("part-{task:05}-{partition:05}.parquet"));
+        let tmp = dir.join(format!(".part-{task:05}-{partition:05}.parquet.tmp"));
+        let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let mut w = ArrowWriter::try_new(file, schema, None)?;
+        w.write(&batch)?;
+        w.close()?;
+        fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+    }
+    Ok(edges)
+}
+
+/// The `(a, b)` rows of [`Target::Stars`] from input sorted by `group` (then its order).
+fn stars(input: SendableRecordBatchStream, group: Vec<String>) -> SendableRecordBatchStream {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::UInt64, false),
+        Field::new("b", DataType::UInt64, false),
+    ]));
+    let out = Arc::clone(&schema);
+    // The current group's key and its first node, carried across batches.
+    let (mut key, mut center): (Vec<u64>, Option<u64>) = (Vec::new(), None);
+    let mut cur = vec![0u64; group.len()];
+    let edges = input.map(move |batch| {
+        let batch = batch?;
+        let col = |name: &str| -> Result<datafusion::arrow::array::ArrayRef> {
+            let c = batch
+                .column_by_name(name)
+                .ok_or_else(|| DataFusionError::Internal(format!("stars input without `{name}`")))?;
+            Ok(cast(c, &DataType::UInt64)?)
+        };
+        let keys = group.iter().map(|g| col(g)).collect::<Result<Vec<_>>>()?;
+        let keys: Vec<_> = keys.iter().map(|k| k.as_primitive::<UInt64Type>()).collect();
+        let node = col("node")?;
+        let node = node.as_primitive::<UInt64Type>();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for i in 0..batch.num_rows() {
+            for (c, k) in cur.iter_mut().zip(&keys) {
+                *c = k.value(i);
+            }
+            match center {
+                Some(c) if cur == key => {
+                    a.push(node.value(i));
+                    b.push(c);
+                }
+                _ => {
+                    key.clone_from(&cur);
+                    center = Some(node.value(i));
+                }
+            }
+        }
+        RecordBatch::try_new(
+            Arc::clone(&out),
+            vec![Arc::new(UInt64Array::from(a)), Arc::new(UInt64Array::from(b))],
+        )
+        .map_err(DataFusionError::from)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, edges))
 }
