@@ -76,6 +76,9 @@ impl Error {
             "fix: a worker went away or cannot be reached: check the `loam worker` processes at \
              dedup.workers, then rerun `loam dedup --phase cluster` (the step restarts from the \
              signature tables; nothing was committed)"
+        } else if text.contains("No such file") || text.contains("not found") {
+            "fix: every worker must see the run folder at the coordinator's path (one machine, or \
+             shared storage mounted at the same place); then rerun `loam dedup --phase cluster`"
         } else {
             "fix: rerun `loam dedup --phase cluster --force`; if it fails again, report it with the \
              run's dedup/_index/cluster/_stats"
