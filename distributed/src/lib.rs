@@ -76,7 +76,9 @@ impl Error {
             "fix: a worker went away or cannot be reached: check the `loam worker` processes at \
              dedup.workers, then rerun `loam dedup --phase cluster` (the step restarts from the \
              signature tables; nothing was committed)"
-        } else if text.contains("No such file") || text.contains("not found") {
+        } else if text.contains("No such file") {
+            // The OS's own words for a missing path (object_store's "… not found" carries
+            // them too); a bare "not found" also names missing tables and columns.
             "fix: every worker must see the run folder at the coordinator's path (one machine, or \
              shared storage mounted at the same place); then rerun `loam dedup --phase cluster`"
         } else {
@@ -124,4 +126,26 @@ pub fn run_cluster(
     let outcome = outcome?;
     let summary = job.commit(cfg, outcome.summary, &outcome.recurring, outcome.stats)?;
     Ok(ClusterOutcome::Done(summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(msg: &str) -> &'static str {
+        match Error::engine("query `q`", DataFusionError::Execution(msg.into())) {
+            Error::Engine { hint, .. } => hint,
+            _ => unreachable!("Error::engine builds Engine"),
+        }
+    }
+
+    #[test]
+    fn a_missing_run_folder_names_shared_storage_and_nothing_else_does() {
+        let missing =
+            "Object at location /runs/a/dedup/_tmp-1/edges/x.parquet not found: No such file or directory (os error 2)";
+        assert!(hint(missing).contains("shared storage"));
+        assert!(!hint("Error during planning: table 'datafusion.public.edges' not found").contains("shared storage"));
+        assert!(hint("Resources exhausted: Failed to allocate").contains("--memory-limit-mb"));
+        assert!(hint("transport error: connection refused").contains("worker went away"));
+    }
 }

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod cluster;
 mod graph;
 mod index;
+mod local;
 pub mod minhash;
 mod previous;
 
